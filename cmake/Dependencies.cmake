@@ -1,0 +1,40 @@
+# Find order matters (stack notes): Protobuf and gflags before Torch, Torch before RocksDB.
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gflags CONFIG QUIET)
+find_package(gRPC CONFIG REQUIRED)
+find_package(Torch REQUIRED)
+find_package(RocksDB CONFIG REQUIRED)
+find_package(Gloo CONFIG REQUIRED)
+find_package(MPI COMPONENTS C CXX REQUIRED)
+find_package(GTest REQUIRED)
+
+# Torch's flags (e.g. -D_GLIBCXX_USE_CXX11_ABI) must reach every TU that includes its headers.
+set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")
+
+# One precompiled <torch/torch.h>: every torch-using target links shardrec_torch and reuses the PCH.
+add_library(shardrec_torch_pch STATIC ${CMAKE_SOURCE_DIR}/cmake/torch_pch.cc)
+target_link_libraries(shardrec_torch_pch PUBLIC ${TORCH_LIBRARIES} Threads::Threads)
+target_compile_options(shardrec_torch_pch PUBLIC -pthread)
+target_precompile_headers(shardrec_torch_pch PRIVATE <torch/torch.h>)
+function(shardrec_use_torch target)
+  target_link_libraries(${target} PUBLIC shardrec_torch_pch)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    target_precompile_headers(${target} REUSE_FROM shardrec_torch_pch)
+  endif()
+endfunction()
+
+# CUDA + NCCL: optional. Built only where both are present, skipped with a message elsewhere.
+set(SHARDREC_HAVE_NCCL OFF)
+if(SHARDREC_WITH_CUDA)
+  find_package(CUDAToolkit QUIET)
+  if(CUDAToolkit_FOUND)
+    find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+    find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib /usr/local/cuda/lib64)
+    if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+      set(SHARDREC_HAVE_NCCL ON)
+    endif()
+  endif()
+endif()
+message(STATUS "ShardRec: NCCL backend ${SHARDREC_HAVE_NCCL} (CUDA found: ${CUDAToolkit_FOUND})")
