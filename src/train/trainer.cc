@@ -1,1 +1,320 @@
-// placeholder until implemented
+#include "train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "common/error.h"
+#include "data/feature_schema.h"
+#include "models/model.h"
+#include "ps/ps_client.h"
+#include "train/data_sources.h"
+#include "train/embedding_assembler.h"
+#include "train/metrics.h"
+#include "train/prefetcher.h"
+#include "train/progress.h"
+
+namespace shardrec::train {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const config::DenseOptimizer& o,
+                                                       std::vector<torch::Tensor> params) {
+  switch (o.kind()) {
+    case config::DenseOptimizer::ADAGRAD:
+      return std::make_unique<torch::optim::Adagrad>(
+          params, torch::optim::AdagradOptions(o.lr()).weight_decay(o.weight_decay()).eps(o.has_eps() ? o.eps() : 1e-10));
+    case config::DenseOptimizer::SGD:
+      return std::make_unique<torch::optim::SGD>(
+          params, torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay()));
+    case config::DenseOptimizer::ADAMW:
+      return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr())
+                                                               .betas({o.beta1(), o.beta2()})
+                                                               .eps(o.eps())
+                                                               .weight_decay(o.weight_decay()));
+    default:
+      return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr())
+                                                              .betas({o.beta1(), o.beta2()})
+                                                              .eps(o.eps())
+                                                              .weight_decay(o.weight_decay()));
+  }
+}
+
+// Learning rate of epoch `e` (0-based) under the configured schedule.
+double ScheduledLr(const config::Trainer& t, int e) {
+  const double lr = t.optimizer().lr();
+  const config::Scheduler& s = t.scheduler();
+  switch (s.kind()) {
+    case config::Scheduler::STEP: return lr * std::pow(s.gamma(), e / s.step_size());
+    case config::Scheduler::EXPONENTIAL: return lr * std::pow(s.gamma(), e);
+    case config::Scheduler::COSINE:
+      return s.min_lr() + 0.5 * (lr - s.min_lr()) * (1 + std::cos(M_PI * e / std::max(1, t.epochs())));
+    default: return lr;
+  }
+}
+
+// A deep copy of every parameter and buffer, to restore the best epoch's dense weights.
+std::vector<torch::Tensor> Snapshot(torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : m.parameters()) out.push_back(p.detach().clone());
+  for (auto& b : m.buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+
+void Restore(torch::nn::Module& m, const std::vector<torch::Tensor>& snap) {
+  torch::NoGradGuard ng;
+  size_t i = 0;
+  for (auto& p : m.parameters()) p.copy_(snap[i++]);
+  for (auto& b : m.buffers()) b.copy_(snap[i++]);
+}
+
+std::string Num(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream s;
+  s.precision(8);
+  s << v;
+  return s.str();
+}
+
+std::string MetricsObject(const MetricSet& m) {
+  std::string s = "{";
+  bool first = true;
+  for (const auto& [k, v] : m) {
+    s += (first ? "\"" : ", \"") + k + "\": " + Num(v);
+    first = false;
+  }
+  return s + "}";
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  config::Job job;
+  std::string output_dir;
+  data::FeatureSchema schema;
+  DataSources sources;
+  std::unique_ptr<ps::PsClient> ps;
+  std::shared_ptr<models::Model> model;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  Progress::Mode progress_mode = Progress::Mode::kAuto;
+
+  MetricSet Evaluate(const DataPart& part, const std::string& label);
+  EpochReport TrainEpoch(int epoch, double* step_seconds);
+};
+
+Trainer::Trainer(config::Job job, std::string output_dir) : impl_(std::make_unique<Impl>()) {
+  impl_->job = std::move(job);
+  impl_->output_dir = std::move(output_dir);
+}
+
+Trainer::~Trainer() = default;
+
+MetricSet Trainer::Impl::Evaluate(const DataPart& part, const std::string& label) {
+  const config::Trainer& t = job.trainer();
+  data::PipelineOptions opts = part.options;
+  opts.batch_size = t.eval_batch_size();
+  opts.shuffle_buffer = 0;
+  data::BatchPipeline pipeline(schema, part.files, opts);
+  Prefetcher prefetch(schema, &pipeline, ps.get(), t.prefetch_depth(), /*read_only=*/true);
+
+  const int tasks = model->num_tasks();
+  std::vector<std::vector<float>> probs(tasks), labels(tasks);
+  std::vector<uint64_t> groups;
+  model->eval();
+  {
+    torch::NoGradGuard no_grad;
+    while (auto pb = prefetch.Next()) {
+      {
+        AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/false);
+        torch::Tensor p = torch::sigmoid(model->forward(a.input)).reshape({a.labels.size(0), tasks}).contiguous();
+        const float* pp = p.data_ptr<float>();
+        const float* lp = pb->batch.labels.data();
+        const int nl = pb->batch.num_labels;
+        for (int64_t r = 0; r < pb->batch.rows; ++r)
+          for (int k = 0; k < tasks; ++k) {
+            probs[k].push_back(pp[r * tasks + k]);
+            labels[k].push_back(lp[r * nl + k]);
+          }
+        groups.insert(groups.end(), pb->batch.groups.begin(), pb->batch.groups.end());
+      }
+      prefetch.Recycle(std::move(pb));
+    }
+  }
+  model->train();
+
+  MetricSet m;
+  for (int k = 0; k < tasks; ++k) {
+    const std::string suffix = tasks == 1 ? "" : "_" + schema.label_columns[k];
+    const int64_t n = static_cast<int64_t>(probs[k].size());
+    m["auc" + suffix] = Auc(probs[k].data(), labels[k].data(), n);
+    m["logloss" + suffix] = LogLoss(probs[k].data(), labels[k].data(), n);
+    if (!groups.empty() && static_cast<int64_t>(groups.size()) == n)
+      m["gauc" + suffix] = Gauc(probs[k].data(), labels[k].data(), groups.data(), n);
+  }
+  m["rows"] = static_cast<double>(probs.empty() ? 0 : probs[0].size());
+  std::ostringstream line;
+  line << label << ":";
+  for (const auto& [k, v] : m) line << " " << k << " " << (k == "rows" ? std::to_string(static_cast<int64_t>(v)) : Num(v));
+  LogLine(line.str());
+  return m;
+}
+
+EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
+  const config::Trainer& t = job.trainer();
+  data::PipelineOptions opts = sources.train.options;
+  opts.batch_size = t.batch_size();
+  opts.shuffle_buffer = job.data().shuffle_buffer();
+  opts.seed = t.seed() + 7919ULL * epoch;
+  data::BatchPipeline pipeline(schema, sources.train.files, opts);
+  Prefetcher prefetch(schema, &pipeline, ps.get(), t.prefetch_depth(), /*read_only=*/false);
+
+  const int tasks = model->num_tasks();
+  int64_t expected = sources.approx_train_rows;
+  if (t.max_steps_per_epoch() > 0) expected = std::min<int64_t>(expected > 0 ? expected : INT64_MAX, t.max_steps_per_epoch() * t.batch_size());
+  Progress progress(progress_mode, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(t.epochs()), expected, t.log_every());
+
+  EpochReport rep;
+  rep.epoch = epoch + 1;
+  double loss_sum = 0;
+  int64_t step = 0;
+  const auto start = Clock::now();
+  model->train();
+  while (t.max_steps_per_epoch() == 0 || step < t.max_steps_per_epoch()) {
+    auto pb = prefetch.Next();
+    if (!pb) break;
+    const auto step_start = Clock::now();
+    double loss_value;
+    {
+      AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/true);
+      torch::Tensor logits = model->forward(a.input).reshape({a.labels.size(0), tasks});
+      torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, a.labels.narrow(1, 0, tasks));
+      optimizer->zero_grad();
+      loss.backward();
+      for (size_t tb = 0; tb < a.rows.size(); ++tb) {
+        const torch::Tensor& g = a.rows[tb].grad();
+        const int64_t n = static_cast<int64_t>(pb->tables[tb].ids.size());
+        if (!g.defined() || n == 0) continue;
+        torch::Tensor gc = g.contiguous();
+        ps->Push(static_cast<int>(tb), pb->tables[tb].ids.data(), n, gc.data_ptr<float>());
+        prefetch.NotePush(static_cast<int>(tb), pb->tables[tb].ids.data(), n);
+      }
+      optimizer->step();
+      loss_value = loss.item<double>();
+    }
+    *step_seconds += Seconds(step_start, Clock::now());
+    rep.train_samples += pb->batch.rows;
+    loss_sum += loss_value * pb->batch.rows;
+    ++step;
+    progress.Update(step, rep.train_samples, loss_value);
+    prefetch.Recycle(std::move(pb));
+  }
+  rep.seconds = Seconds(start, Clock::now());
+  rep.train_loss = rep.train_samples ? loss_sum / rep.train_samples : NAN;
+  std::ostringstream s;
+  s << "epoch " << epoch + 1 << ": " << rep.train_samples << " samples in " << Num(rep.seconds) << " s ("
+    << static_cast<int64_t>(rep.train_samples / std::max(1e-9, rep.seconds)) << " samples/s), train loss " << Num(rep.train_loss);
+  progress.Finish(s.str());
+  return rep;
+}
+
+TrainReport Trainer::Run() {
+  Impl& m = *impl_;
+  const config::Trainer& t = m.job.trainer();
+  at::set_num_threads(t.num_threads() > 0 ? t.num_threads() : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::manual_seed(t.seed());
+  fs::create_directories(m.output_dir);
+  m.progress_mode = static_cast<Progress::Mode>(t.progress());
+
+  m.schema = data::BuildSchema(m.job);
+  m.sources = ResolveDataSources(m.job, m.output_dir);
+  ps::InProcessOptions ps_opts;
+  ps_opts.num_shards = m.job.ps().num_shards();
+  m.ps = ps::MakeInProcessPs(m.schema.tables, ps_opts);
+  m.model = models::CreateModel(m.job.model(), m.schema);
+  m.optimizer = MakeOptimizer(t.optimizer(), m.model->parameters());
+
+  TrainReport report;
+  double best_auc = -1, step_seconds = 0, train_seconds = 0;
+  std::vector<torch::Tensor> best;
+  int since_best = 0;
+  for (int e = 0; e < t.epochs(); ++e) {
+    const double lr = ScheduledLr(t, e);
+    for (auto& g : m.optimizer->param_groups()) g.options().set_lr(lr);
+    EpochReport ep = m.TrainEpoch(e, &step_seconds);
+    train_seconds += ep.seconds;
+    report.train_samples += ep.train_samples;
+    if (m.sources.validation.present()) {
+      ep.validation = m.Evaluate(m.sources.validation, "validation (epoch " + std::to_string(e + 1) + ")");
+      const std::string key = m.model->num_tasks() == 1 ? "auc" : "auc_" + m.schema.label_columns[0];
+      double auc = ep.validation.count(key) ? ep.validation[key] : NAN;
+      if (std::isfinite(auc) && auc > best_auc) {
+        best_auc = auc;
+        report.best_epoch = e + 1;
+        report.validation = ep.validation;
+        best = Snapshot(*m.model);
+        since_best = 0;
+      } else if (t.early_stopping_patience() > 0 && ++since_best >= t.early_stopping_patience()) {
+        report.epochs.push_back(ep);
+        LogLine("early stopping: no better validation AUC for " + std::to_string(since_best) + " epoch(s); keeping epoch " +
+                std::to_string(report.best_epoch));
+        break;
+      }
+    }
+    report.epochs.push_back(ep);
+  }
+  if (!best.empty()) Restore(*m.model, best);
+  if (report.best_epoch == 0 && !report.epochs.empty()) {
+    report.best_epoch = report.epochs.back().epoch;
+    report.validation = report.epochs.back().validation;
+  }
+  if (m.sources.test.present()) report.test = m.Evaluate(m.sources.test, "test");
+
+  report.train_samples_per_sec = train_seconds > 0 ? report.train_samples / train_seconds : 0;
+  report.step_samples_per_sec = step_seconds > 0 ? report.train_samples / step_seconds : 0;
+  report.ps_rows = m.ps->num_rows();
+
+  torch::serialize::OutputArchive archive;
+  m.model->save(archive);
+  archive.save_to((fs::path(m.output_dir) / "dense.pt").string());
+  const std::string json = MetricsJson(m.job, report);
+  const std::string tmp = (fs::path(m.output_dir) / "metrics.json.tmp").string();
+  {
+    std::ofstream out(tmp);
+    out << json;
+    if (!out) throw UserError("cannot write " + tmp);
+  }
+  fs::rename(tmp, fs::path(m.output_dir) / "metrics.json");
+  return report;
+}
+
+std::string MetricsJson(const config::Job& job, const TrainReport& r) {
+  std::ostringstream s;
+  s << "{\n  \"name\": \"" << job.name() << "\",\n";
+  s << "  \"validation\": " << MetricsObject(r.validation) << ",\n";
+  s << "  \"test\": " << MetricsObject(r.test) << ",\n";
+  s << "  \"best_epoch\": " << r.best_epoch << ",\n";
+  s << "  \"epochs\": [";
+  for (size_t i = 0; i < r.epochs.size(); ++i) {
+    const EpochReport& e = r.epochs[i];
+    s << (i ? ",\n    " : "\n    ") << "{\"epoch\": " << e.epoch << ", \"train_loss\": " << Num(e.train_loss)
+      << ", \"train_samples\": " << e.train_samples << ", \"seconds\": " << Num(e.seconds)
+      << ", \"validation\": " << MetricsObject(e.validation) << "}";
+  }
+  s << "\n  ],\n";
+  s << "  \"throughput\": {\"train_samples_per_sec\": " << Num(r.train_samples_per_sec)
+    << ", \"step_samples_per_sec\": " << Num(r.step_samples_per_sec) << ", \"train_samples\": " << r.train_samples << "},\n";
+  s << "  \"ps\": {\"rows\": " << r.ps_rows << "}\n}\n";
+  return s.str();
+}
+
+}  // namespace shardrec::train

@@ -1,0 +1,53 @@
+#pragma once
+// The single-worker training loop: epochs of prefetch -> forward -> loss -> backward -> push
+// sparse gradients + dense optimizer step, validation each epoch with early stopping, a final
+// test evaluation, and OUTPUT_DIR/metrics.json.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shardrec/config.pb.h"
+
+namespace shardrec::train {
+
+// Metric name -> value for one data split ("auc", "logloss", "gauc"; "auc_<label>" per task of
+// a multi-task model).
+using MetricSet = std::map<std::string, double>;
+
+struct EpochReport {
+  int epoch = 0;
+  double train_loss = 0;
+  int64_t train_samples = 0;
+  double seconds = 0;
+  MetricSet validation;
+};
+
+struct TrainReport {
+  std::vector<EpochReport> epochs;
+  int best_epoch = 0;
+  MetricSet validation;  // of the kept (best) weights
+  MetricSet test;
+  double train_samples_per_sec = 0;  // end to end, waiting on data included
+  double step_samples_per_sec = 0;   // inside the step only
+  int64_t train_samples = 0;
+  int64_t ps_rows = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(config::Job job, std::string output_dir);
+  ~Trainer();
+
+  // Trains and evaluates; writes metrics.json and the dense weights (dense.pt) to the output dir.
+  TrainReport Run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The metrics.json text for a report.
+std::string MetricsJson(const config::Job& job, const TrainReport& report);
+
+}  // namespace shardrec::train
