@@ -22,6 +22,11 @@ function(shardrec_use_torch target)
   target_link_libraries(${target} PUBLIC shardrec_torch_pch)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     target_precompile_headers(${target} REUSE_FROM shardrec_torch_pch)
+    # The PCH is built -fPIC (library); clang rejects it in a -fPIE executable TU.
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE")
+      target_compile_options(${target} PRIVATE -fPIC)
+    endif()
   endif()
 endfunction()
 

@@ -173,47 +173,32 @@ void BatchPipeline::Impl::PushChunk(std::unique_ptr<Chunk> chunk) {
 
 void BatchPipeline::Impl::ReaderLoop() {
   try {
-    std::string carry;
+    std::string carry;  // the incomplete record at the end of the last chunk
     for (const std::unique_ptr<FileLayout>& layout : layouts) {
       const std::string& path = layout->path;
       std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-      bool failed = false;
-      auto read_error = [&](const std::string& what) {
-        std::unique_ptr<Chunk> chunk = AcquireChunk();
-        if (!chunk) return;
-        chunk->layout = layout.get();
-        chunk->error = std::make_exception_ptr(DataError(what));
-        PushChunk(std::move(chunk));
-        failed = true;
-      };
-      if (!f) {
-        read_error(path + ": cannot open: " + std::strerror(errno));
-        break;
-      }
+      std::string error;
+      if (!f) error = path + ": cannot open: " + std::strerror(errno);
       carry.clear();
       bool skip_header = layout->has_header;
       int64_t line = 1;
       bool eof = false;
-      while (!eof && !failed) {
+      while (!eof || !error.empty()) {
         std::unique_ptr<Chunk> chunk = AcquireChunk();
         if (!chunk) return;
+        chunk->layout = layout.get();
         std::string& text = chunk->text;
-        text.swap(carry);  // carry: the incomplete record left over from the last chunk
+        text.swap(carry);
         carry.clear();
         size_t cut = 0;
-        for (;;) {
+        while (error.empty()) {
           const size_t old = text.size();
           text.resize(old + kChunkBytes);
           const size_t n = std::fread(text.data() + old, 1, kChunkBytes, f.get());
           text.resize(old + n);
           if (n < kChunkBytes) {
             if (std::ferror(f.get())) {
-              {
-                std::lock_guard<std::mutex> lock(mu);
-                --in_flight;  // this chunk is dropped; read_error takes a new one
-                chunk_pool.push_back(std::move(chunk));
-              }
-              read_error(path + ":" + std::to_string(line) + ": read error: " + std::strerror(errno));
+              error = path + ":" + std::to_string(line) + ": read error: " + std::strerror(errno);
               break;
             }
             eof = true;
@@ -221,34 +206,30 @@ void BatchPipeline::Impl::ReaderLoop() {
           cut = eof ? text.size() : CompleteRecordsLength(text.data(), text.size(), layout->delimiter);
           if (cut > 0 || eof) break;
           if (text.size() > kMaxRecordBytes) {
-            std::lock_guard<std::mutex> lock(mu);
-            --in_flight;
-            chunk_pool.push_back(std::move(chunk));
-            break;
+            error = path + ":" + std::to_string(line) + ": a record longer than 64 MiB (an unterminated quote?)";
           }
         }
-        if (failed) break;
-        if (!chunk) {
-          read_error(path + ":" + std::to_string(line) + ": a record longer than 64 MiB (an unterminated quote?)");
+        if (!error.empty()) {
+          // The error takes this chunk's place in the stream; Next() throws it there.
+          text.clear();
+          chunk->error = std::make_exception_ptr(DataError(error));
+          PushChunk(std::move(chunk));
           break;
         }
         carry.assign(text, cut, std::string::npos);
         text.resize(cut);
-        size_t begin = 0;
         if (skip_header) {
           skip_header = false;
           int newlines = 0;
           const char* e = FindRecordEnd(text.data(), text.data() + text.size(), layout->delimiter, &newlines);
-          begin = e ? static_cast<size_t>(e - text.data()) : text.size();
+          text.erase(0, e ? static_cast<size_t>(e - text.data()) : text.size());
           line += newlines;
-          text.erase(0, begin);
         }
-        chunk->layout = layout.get();
         chunk->first_line = line;
         line += std::count(text.begin(), text.end(), '\n');
         PushChunk(std::move(chunk));
       }
-      if (failed) break;
+      if (!error.empty()) break;
     }
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -480,7 +461,12 @@ BatchPipeline::BatchPipeline(const FeatureSchema& schema, std::vector<std::strin
     impl_->layouts.push_back(std::make_unique<FileLayout>(
         ResolveLayout(impl_->schema, has_header ? header : given, path, static_cast<int>(i), delimiter, has_header)));
   }
-  impl_->Start();
+  try {
+    impl_->Start();
+  } catch (...) {
+    impl_->Stop();
+    throw;
+  }
 }
 
 BatchPipeline::~BatchPipeline() { impl_->Stop(); }
