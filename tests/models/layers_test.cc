@@ -15,11 +15,15 @@
 namespace shardrec::models {
 namespace {
 
-using testing::Buffer;
 using testing::DiceByLoop;
 using testing::MlpByHand;
 using testing::Param;
 using testing::SetDeterministicParameters;
+
+std::string ActivationName(const ::testing::TestParamInfo<ActivationKind>& info) {
+  static const char* const kNames[] = {"relu", "prelu", "sigmoid", "leakyrelu", "dice", "tanh"};
+  return kNames[static_cast<int>(info.param)];
+}
 
 class MlpActivationTest : public ::testing::TestWithParam<ActivationKind> {};
 
@@ -65,10 +69,7 @@ TEST_P(MlpActivationTest, GradientsReachEveryParameterAndTheInput) {
 INSTANTIATE_TEST_SUITE_P(AllActivations, MlpActivationTest,
                          ::testing::Values(ActivationKind::kRelu, ActivationKind::kPrelu, ActivationKind::kSigmoid,
                                            ActivationKind::kLeakyRelu, ActivationKind::kDice, ActivationKind::kTanh),
-                         [](const ::testing::TestParamInfo<ActivationKind>& info) {
-                           const char* names[] = {"relu", "prelu", "sigmoid", "leakyrelu", "dice", "tanh"};
-                           return std::string(names[static_cast<int>(info.param)]);
-                         });
+                         ActivationName);
 
 TEST(MlpTest, RegistersItsLayers) {
   MlpOptions o;
