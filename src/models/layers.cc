@@ -1,7 +1,5 @@
 #include "models/layers.h"
 
-#include <torch/nn/functional/activation.h>
-
 #include <string>
 #include <utility>
 

@@ -13,6 +13,15 @@
 #include "shardrec/config.pb.h"
 
 namespace shardrec::models {
+
+const char* NameOf(ActivationKind kind) {
+  static const char* const kNames[] = {"relu", "prelu", "sigmoid", "leakyrelu", "dice", "tanh"};
+  return kNames[static_cast<int>(kind)];
+}
+
+// gtest prints parameters with this (found by argument-dependent lookup).
+void PrintTo(ActivationKind kind, std::ostream* os) { *os << NameOf(kind); }
+
 namespace {
 
 using testing::DiceByLoop;
@@ -20,10 +29,7 @@ using testing::MlpByHand;
 using testing::Param;
 using testing::SetDeterministicParameters;
 
-std::string ActivationName(const ::testing::TestParamInfo<ActivationKind>& info) {
-  static const char* const kNames[] = {"relu", "prelu", "sigmoid", "leakyrelu", "dice", "tanh"};
-  return kNames[static_cast<int>(info.param)];
-}
+std::string ActivationName(const ::testing::TestParamInfo<ActivationKind>& info) { return NameOf(info.param); }
 
 class MlpActivationTest : public ::testing::TestWithParam<ActivationKind> {};
 
