@@ -6,6 +6,9 @@
 //         + sum over field pairs of <v_a(id_a), v_b(id_b)> (FM-style interactions, frequent ids)
 //         + sum over informative I fields of c_j * standardized log(1 + I_j)
 //   label ~ Bernoulli(sigmoid(logit)), bias calibrated so that about 25% of rows are positive.
+// With the defaults (vocab 10000) the true probabilities reach an AUC of about 0.83; each part
+// alone about 0.71 (dense), 0.72 (ids), 0.63 (interactions). Ids beyond rank ~100 add little, so
+// a model that learns the frequent ids and the dense effects gets close to 0.79.
 #include <array>
 #include <vector>
 
@@ -32,55 +35,57 @@ struct DenseField {
 constexpr std::array<DenseField, kNumDense> kDense = {{
     {0.8, 1.0, 0.30, 0.0},    // I1
     {1.5, 1.2, 0.00, 0.0},    // I2 (sometimes -1)
-    {2.5, 1.3, 0.02, 0.45},   // I3
+    {2.5, 1.3, 0.02, 0.50},   // I3
     {1.8, 1.0, 0.05, 0.0},    // I4
-    {6.0, 2.0, 0.02, -0.35},  // I5
-    {3.5, 1.5, 0.03, 0.30},   // I6
-    {1.6, 1.2, 0.02, 0.40},   // I7
+    {6.0, 2.0, 0.02, -0.40},  // I5
+    {3.5, 1.5, 0.03, 0.35},   // I6
+    {1.6, 1.2, 0.02, 0.45},   // I7
     {2.3, 1.1, 0.00, 0.0},    // I8
     {3.7, 1.3, 0.02, 0.0},    // I9
     {0.4, 0.6, 0.30, 0.0},    // I10
-    {1.2, 0.9, 0.02, 0.35},   // I11
+    {1.2, 0.9, 0.02, 0.40},   // I11
     {0.5, 0.8, 0.60, 0.0},    // I12
-    {1.8, 1.0, 0.05, -0.25},  // I13
+    {1.8, 1.0, 0.05, -0.30},  // I13
 }};
 
 // Categorical fields: how strongly their ids move the logit, and how often they are empty.
 struct CatField {
-  double weight;      // scale of w_f
+  double weight;  // scale of w_f
   double empty_rate;
 };
 constexpr std::array<CatField, kNumCat> kCat = {{
-    {0.45, 0.00},   // C1
-    {0.40, 0.00},   // C2
-    {0.35, 0.03},   // C3
-    {0.30, 0.03},  // C4
-    {0.50, 0.00},  // C5
-    {0.25, 0.03},   // C6
-    {0.35, 0.00},  // C7
-    {0.10, 0.00},  // C8
-    {0.30, 0.00},  // C9
-    {0.10, 0.00},  // C10
-    {0.40, 0.00},  // C11
-    {0.05, 0.03},  // C12
-    {0.30, 0.00},  // C13
-    {0.10, 0.00},  // C14
-    {0.25, 0.00},  // C15
-    {0.05, 0.03},  // C16
-    {0.35, 0.00},  // C17
-    {0.05, 0.00},  // C18
-    {0.10, 0.03},  // C19
-    {0.20, 0.03},  // C20
-    {0.05, 0.00},  // C21
-    {0.10, 0.03},  // C22
-    {0.30, 0.00},  // C23
-    {0.05, 0.00},  // C24
-    {0.10, 0.03},  // C25
-    {0.05, 0.03},  // C26
+    {0.5625, 0.00},   // C1
+    {0.5, 0.00},      // C2
+    {0.4375, 0.03},   // C3
+    {0.375, 0.03},    // C4
+    {0.625, 0.00},    // C5
+    {0.3125, 0.03},   // C6
+    {0.4375, 0.00},   // C7
+    {0.125, 0.00},    // C8
+    {0.375, 0.00},    // C9
+    {0.125, 0.00},    // C10
+    {0.5, 0.00},      // C11
+    {0.0625, 0.03},   // C12
+    {0.375, 0.00},    // C13
+    {0.125, 0.00},    // C14
+    {0.3125, 0.00},   // C15
+    {0.0625, 0.03},   // C16
+    {0.4375, 0.00},   // C17
+    {0.0625, 0.00},   // C18
+    {0.125, 0.03},    // C19
+    {0.25, 0.03},     // C20
+    {0.0625, 0.00},   // C21
+    {0.125, 0.03},    // C22
+    {0.375, 0.00},    // C23
+    {0.0625, 0.00},   // C24
+    {0.125, 0.03},    // C25
+    {0.0625, 0.03},   // C26
 }};
 // Pairs of fields (C1, C2, C3, C6) whose latent vectors interact in the logit.
 constexpr std::array<std::array<int, 2>, 4> kPairs = {{{0, 1}, {0, 2}, {1, 5}, {2, 5}}};
-constexpr double kLatentScale = 0.55;
+constexpr double kLatentScale = 0.7;
+// Ids of rank >> kDecayRank carry little signal (they are too rare to be learned from).
+constexpr double kDecayRank = 50;
 
 class CtrLayout : public SyntheticLayout {
  public:
@@ -146,7 +151,7 @@ class CtrLayout : public SyntheticLayout {
   }
 
   // Frequent ids carry the signal: the scale of an id's latent values falls off with its rank.
-  static double Decay(int64_t rank) { return 1.0 / (1.0 + static_cast<double>(rank) / 300.0); }
+  static double Decay(int64_t rank) { return 1.0 / (1.0 + static_cast<double>(rank) / kDecayRank); }
 
   double Weight(int f, int64_t rank) const {
     return kCat[static_cast<size_t>(f)].weight * Decay(rank) *
