@@ -6,10 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "common/error.h"
 #include "config/config_loader.h"
 #include "data/generator.h"
+#include "dist/accelerator.h"
+#include "dist/rendezvous.h"
 #include "train/trainer.h"
 
 namespace {
@@ -59,6 +62,18 @@ int Train(const std::string& path, const std::vector<std::string>& sets, const s
   return 0;
 }
 
+int Info() {
+  dist::AcceleratorInfo acc = dist::ProbeAccelerators();
+  dist::ProcessIdentity id = dist::DetectIdentityFromEnvironment();
+  std::cout << "shardrec (built " << __DATE__ << ")\n"
+            << "cpu threads: " << std::thread::hardware_concurrency() << "\n"
+            << "nccl backend: " << (acc.nccl_compiled ? "compiled, NCCL " + std::to_string(acc.nccl_version) : "not compiled")
+            << "\ncuda devices: " << acc.cuda_devices << (acc.note.empty() ? "" : " (" + acc.note + ")") << "\n"
+            << "process: rank " << id.rank << " of " << id.world_size << " (local rank " << id.local_rank << ", from "
+            << id.source << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +104,8 @@ int main(int argc, char** argv) {
   gen->add_option("--vocab", vocab, "distinct ids per categorical field");
   gen->add_option("--out", out_dir, "output directory")->required();
 
+  auto* info = app.add_subcommand("info", "Print the build's versions, threads and accelerators");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +120,7 @@ int main(int argc, char** argv) {
       std::cerr << config_path << ": ok" << std::endl;
       return 0;
     }
+    if (*info) return Info();
     if (*gen) {
       data::GeneratorOptions g;
       g.kind = data::ParseSyntheticKind(kind);
