@@ -782,6 +782,9 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-workdir", o.keep_workdir, "keep the temporary folder");
   app.add_option("--only", o.only, "internal: run one side in this process")->check(CLI::IsMember({"shardrec", "dense"}));
   app.add_option("--result", o.result, "internal: where --only writes its numbers");
+  // A later flag wins (bench/run_deepfm.sh passes --config and --out before the user's flags).
+  for (CLI::Option* opt : app.get_options())
+    if (opt->get_expected_max() == 1) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
