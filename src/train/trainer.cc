@@ -219,10 +219,12 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
     prefetch.Recycle(std::move(pb));
   }
   rep.seconds = Seconds(start, Clock::now());
+  rep.bad_lines = pipeline.bad_lines();
   rep.train_loss = rep.train_samples ? loss_sum / rep.train_samples : NAN;
   std::ostringstream s;
   s << "epoch " << epoch + 1 << ": " << rep.train_samples << " samples in " << Num(rep.seconds) << " s ("
     << static_cast<int64_t>(rep.train_samples / std::max(1e-9, rep.seconds)) << " samples/s), train loss " << Num(rep.train_loss);
+  if (rep.bad_lines > 0) s << ", " << rep.bad_lines << " malformed lines skipped";
   progress.Finish(s.str());
   return rep;
 }
@@ -308,6 +310,7 @@ std::string MetricsJson(const config::Job& job, const TrainReport& r) {
     const EpochReport& e = r.epochs[i];
     s << (i ? ",\n    " : "\n    ") << "{\"epoch\": " << e.epoch << ", \"train_loss\": " << Num(e.train_loss)
       << ", \"train_samples\": " << e.train_samples << ", \"seconds\": " << Num(e.seconds)
+      << ", \"bad_lines\": " << e.bad_lines
       << ", \"validation\": " << MetricsObject(e.validation) << "}";
   }
   s << "\n  ],\n";

@@ -20,6 +20,7 @@ struct EpochReport {
   double train_loss = 0;
   int64_t train_samples = 0;
   double seconds = 0;
+  int64_t bad_lines = 0;  // malformed lines skipped (data.skip_bad_lines)
   MetricSet validation;
 };
 

@@ -67,11 +67,15 @@ TEST(Cli, BadDataNamesFileAndLine) {
   std::ofstream(dir + "/train.csv") << "label,I1,C1\n1,3,a\n0,4,b\n1,notanumber,c\n";
   std::ofstream(dir + "/job.pbtxt") << "data { files { train: \"" << dir << "/train.csv\" } validation_fraction: 0 test_fraction: 0 }\n"
                                        "features { name: \"I1\" type: DENSE }\nfeatures { name: \"C1\" }\n"
-                                       "model { deepfm { } }\ntrainer { progress: QUIET }\n";
+                                       "model { deepfm { } }\ntrainer { progress: LINES }\n";
   Result r = RunShardrec("train " + dir + "/job.pbtxt --output-dir " + dir + "/out");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("train.csv:4"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("notanumber"), std::string::npos) << r.output;
+  // Where the config says so, the line is skipped and counted instead.
+  r = RunShardrec("train " + dir + "/job.pbtxt --output-dir " + dir + "/out --set data.skip_bad_lines=true");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 malformed lines skipped"), std::string::npos) << r.output;
   fs::remove_all(dir);
 }
 

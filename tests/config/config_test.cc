@@ -175,7 +175,7 @@ TEST(Config, MissingFileIsAnError) {
 TEST(Config, EveryShippedConfigLoads) {
   namespace fs = std::filesystem;
   int n = 0;
-  for (const auto& entry : fs::directory_iterator(fs::path(SHARDREC_SOURCE_DIR) / "configs")) {
+  for (const auto& entry : fs::recursive_directory_iterator(fs::path(SHARDREC_SOURCE_DIR) / "configs")) {
     if (entry.path().extension() != ".pbtxt") continue;
     ++n;
     EXPECT_NO_THROW({
