@@ -42,6 +42,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/process_tuning.h"
 #include "config/config_loader.h"
 #include "data/batch.h"
 #include "data/feature_schema.h"
@@ -69,13 +70,6 @@ double CpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-// The same tuning as the shardrec binary (src/cli/main.cc), applied in every process of the bench.
-void TuneMalloc() {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-  mallopt(M_TOP_PAD, 64 * 1024 * 1024);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -761,6 +755,8 @@ int RunParent(Options o, const char* self) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The same process set-up as `shardrec train`, inherited by the child processes of each side.
+  EnsurePassiveOpenMp(argv);
   TuneMalloc();
   Options o;
   CLI::App app{"DeepFM training throughput: ShardRec trainer vs a dense nn::Embedding + Adam baseline"};

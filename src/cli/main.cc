@@ -1,7 +1,4 @@
 // The `shardrec` binary: thin subcommands that parse arguments, build the objects and run them.
-#include <malloc.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +6,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/process_tuning.h"
 #include "config/config_loader.h"
 #include "data/generator.h"
 #include "dist/accelerator.h"
@@ -19,24 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace shardrec;
-
-// glibc returns freed large tensors to the OS and faults them in again every step; on models with
-// big activations that costs as much as the math (stack notes: DIN 85 -> 1,060 samples/s).
-void TuneMalloc() {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-  mallopt(M_TOP_PAD, 64 * 1024 * 1024);
-}
-
-// LibTorch's OpenMP threads spin after every parallel region by default, taking the cores from the
-// reader and prefetch threads (and from OpenBLAS's own threads): DeepFM at batch 2048 ran 5k
-// samples/s spinning vs 27-44k passive on 2 busy cores. libgomp reads OMP_WAIT_POLICY once, when
-// it is loaded, so set it and re-execute; a user's own setting wins.
-void EnsurePassiveOpenMp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);  // only returns on failure: then train with the default policy
-}
 
 std::string DefaultOutputDir(const config::Job& job, const std::string& config_path) {
   if (job.has_output_dir()) return job.output_dir();
