@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "models/dropout.h"
 #include "shardrec/config.pb.h"
 
 namespace shardrec::models {
@@ -150,7 +151,7 @@ torch::Tensor MLPImpl::forward(torch::Tensor x) {
     // in place (batch norm's backward needs its input, not its output).
     x = h.act->forward_(h.bn->forward(h.linear->forward(x)));
     // Out of place: relu, sigmoid and tanh keep their output for the backward pass.
-    if (train && h.dropout > 0) x = torch::dropout(x, h.dropout, /*train=*/true);
+    if (train && h.dropout > 0) x = Dropout(x, h.dropout);
   }
   if (out_) x = out_->forward(x);
   return x;

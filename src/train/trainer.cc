@@ -96,6 +96,13 @@ std::string MetricsObject(const MetricSet& m) {
   return s + "}";
 }
 
+// Milliseconds per step of each phase of an epoch's step loop.
+std::string PhaseMs(const EpochReport& e) {
+  MetricSet ms;
+  for (const auto& [k, v] : e.phase_seconds) ms[k] = e.steps ? 1000.0 * v / e.steps : 0;
+  return MetricsObject(ms);
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -190,16 +197,27 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
   const auto start = Clock::now();
   model->train();
   while (t.max_steps_per_epoch() == 0 || step < t.max_steps_per_epoch()) {
+    const auto wait_start = Clock::now();
     auto pb = prefetch.Next();
     if (!pb) break;
     const auto step_start = Clock::now();
+    auto lap = step_start;
+    auto phase = [&](const char* name) {
+      const auto now = Clock::now();
+      rep.phase_seconds[name] += Seconds(lap, now);
+      lap = now;
+    };
+    rep.phase_seconds["wait"] += Seconds(wait_start, step_start);
     double loss_value;
     {
       AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/true);
+      phase("assemble");
       torch::Tensor logits = model->forward(a.input).reshape({a.labels.size(0), tasks});
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, a.labels.narrow(1, 0, tasks));
+      phase("forward");
       optimizer->zero_grad();
       loss.backward();
+      phase("backward");
       for (size_t tb = 0; tb < a.rows.size(); ++tb) {
         const torch::Tensor& g = a.rows[tb].grad();
         const int64_t n = static_cast<int64_t>(pb->tables[tb].ids.size());
@@ -208,8 +226,10 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
         ps->Push(static_cast<int>(tb), pb->tables[tb].ids.data(), n, gc.data_ptr<float>());
         prefetch.NotePush(static_cast<int>(tb), pb->tables[tb].ids.data(), n);
       }
+      phase("push");
       optimizer->step();
       loss_value = loss.item<double>();
+      phase("optimizer");
     }
     *step_seconds += Seconds(step_start, Clock::now());
     rep.train_samples += pb->batch.rows;
@@ -219,6 +239,7 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
     prefetch.Recycle(std::move(pb));
   }
   rep.seconds = Seconds(start, Clock::now());
+  rep.steps = step;
   rep.bad_lines = pipeline.bad_lines();
   rep.train_loss = rep.train_samples ? loss_sum / rep.train_samples : NAN;
   std::ostringstream s;
@@ -265,6 +286,9 @@ TrainReport Trainer::Run() {
         report.validation = ep.validation;
         best = Snapshot(*m.model);
         since_best = 0;
+        // The PS rows keep training after this epoch, so the test metrics of the kept model are
+        // taken now rather than after a restore of the dense weights alone.
+        if (m.sources.test.present()) report.test = m.Evaluate(m.sources.test, "test (epoch " + std::to_string(e + 1) + ")");
       } else if (t.early_stopping_patience() > 0 && ++since_best >= t.early_stopping_patience()) {
         report.epochs.push_back(ep);
         LogLine("early stopping: no better validation AUC for " + std::to_string(since_best) + " epoch(s); keeping epoch " +
@@ -279,7 +303,7 @@ TrainReport Trainer::Run() {
     report.best_epoch = report.epochs.back().epoch;
     report.validation = report.epochs.back().validation;
   }
-  if (m.sources.test.present()) report.test = m.Evaluate(m.sources.test, "test");
+  if (m.sources.test.present() && !m.sources.validation.present()) report.test = m.Evaluate(m.sources.test, "test");
 
   report.train_samples_per_sec = train_seconds > 0 ? report.train_samples / train_seconds : 0;
   report.step_samples_per_sec = step_seconds > 0 ? report.train_samples / step_seconds : 0;
@@ -310,7 +334,7 @@ std::string MetricsJson(const config::Job& job, const TrainReport& r) {
     const EpochReport& e = r.epochs[i];
     s << (i ? ",\n    " : "\n    ") << "{\"epoch\": " << e.epoch << ", \"train_loss\": " << Num(e.train_loss)
       << ", \"train_samples\": " << e.train_samples << ", \"seconds\": " << Num(e.seconds)
-      << ", \"bad_lines\": " << e.bad_lines
+      << ", \"bad_lines\": " << e.bad_lines << ", \"step_ms\": " << PhaseMs(e)
       << ", \"validation\": " << MetricsObject(e.validation) << "}";
   }
   s << "\n  ],\n";

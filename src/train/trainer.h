@@ -21,6 +21,10 @@ struct EpochReport {
   int64_t train_samples = 0;
   double seconds = 0;
   int64_t bad_lines = 0;  // malformed lines skipped (data.skip_bad_lines)
+  int64_t steps = 0;
+  // Seconds spent per phase of the step loop: wait (for the prefetched batch), assemble,
+  // forward, backward, push (sparse gradients to the PS), optimizer (dense step).
+  std::map<std::string, double> phase_seconds;
   MetricSet validation;
 };
 
@@ -28,6 +32,8 @@ struct TrainReport {
   std::vector<EpochReport> epochs;
   int best_epoch = 0;
   MetricSet validation;  // of the kept (best) weights
+  // Of the best epoch's model: evaluated when validation improves (or after the last epoch when
+  // there is no validation data), so early stopping reports the test metrics of what it keeps.
   MetricSet test;
   double train_samples_per_sec = 0;  // end to end, waiting on data included
   double step_samples_per_sec = 0;   // inside the step only

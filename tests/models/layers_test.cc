@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "models/dropout.h"
 #include "models/model_test_util.h"
 #include "shardrec/config.pb.h"
 
@@ -208,6 +209,38 @@ TEST(LrTest, IsALinearTerm) {
   EXPECT_TRUE(torch::allclose(lr->forward(x), expected, 1e-5, 1e-6));
   EXPECT_EQ(lr->forward(x).sizes(), (std::vector<int64_t>{5, 1}));
   EXPECT_EQ(LR(7, /*bias=*/false)->parameters().size(), 1u);
+}
+
+}  // namespace
+}  // namespace shardrec::models
+
+namespace shardrec::models {
+namespace {
+
+// Dropout: kept elements scaled by 1/(1-p), the keep rate 1-p, the gradient the same mask, and a
+// mask that is repeatable under torch::manual_seed but differs between calls.
+TEST(FastDropout, KeepsRateScalesAndRoutesGradient) {
+  const double p = 0.2;
+  torch::manual_seed(7);
+  torch::Tensor x = torch::rand({512, 300}).add_(0.5).requires_grad_(true);
+  torch::Tensor y = Dropout(x, p);
+  torch::Tensor kept = y.detach().ne(0);
+  const double rate = kept.to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(rate, 1 - p, 0.005);  // 153,600 draws: sd ~0.001
+  EXPECT_TRUE(torch::allclose(y.detach().masked_select(kept), (x.detach() / (1 - p)).masked_select(kept)));
+  y.sum().backward();
+  EXPECT_TRUE(torch::allclose(x.grad(), kept.to(torch::kFloat32) / (1 - p)));
+
+  torch::manual_seed(11);
+  torch::Tensor first = Dropout(x.detach(), p);
+  torch::manual_seed(11);
+  EXPECT_TRUE(torch::equal(Dropout(x.detach(), p), first));
+  EXPECT_FALSE(torch::equal(Dropout(x.detach(), p), first));
+  EXPECT_TRUE(torch::equal(Dropout(x.detach(), 0.0), x.detach()));
+  // Neighbouring elements are not correlated (the 16-bit lanes of one draw are independent).
+  torch::Tensor k = kept.to(torch::kFloat64).flatten();
+  const double both = (k.slice(0, 0, -1) * k.slice(0, 1)).mean().item<double>();
+  EXPECT_NEAR(both, (1 - p) * (1 - p), 0.005);
 }
 
 }  // namespace
