@@ -225,6 +225,9 @@ void CheckTrainer(const Checker& c, const Job& job) {
 
 void CheckDistribution(const Checker& c, const Job& job) {
   c.Require(job.ps().num_shards() >= 1, c.Root({"ps", "num_shards"}), "must be >= 1");
+  c.Require(job.ps().max_inflight_pushes() >= 1, c.Root({"ps", "max_inflight_pushes"}), "must be >= 1");
+  c.Require(job.ps().cache_bytes() > 0, c.Root({"ps", "cache_bytes"}), "must be > 0");
+  c.Require(job.ps().flush_log_bytes() > 0, c.Root({"ps", "flush_log_bytes"}), "must be > 0");
   c.Require(job.ps().addresses_size() == 0, c.At(c.Root({"ps", "addresses"}), 0),
             "remote parameter servers are not built yet (parameter-server issue); leave ps.addresses empty to run the shards in-process");
   c.Require(job.dist().num_workers() == 1, c.Root({"dist", "num_workers"}),

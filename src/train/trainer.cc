@@ -13,6 +13,7 @@
 #include "data/feature_schema.h"
 #include "models/model.h"
 #include "ps/ps_client.h"
+#include "train/async_pusher.h"
 #include "train/data_sources.h"
 #include "train/embedding_assembler.h"
 #include "train/metrics.h"
@@ -184,6 +185,11 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
   opts.seed = t.seed() + 7919ULL * epoch;
   data::BatchPipeline pipeline(schema, sources.train.files, opts);
   Prefetcher prefetch(schema, &pipeline, ps.get(), t.prefetch_depth(), /*read_only=*/false);
+  // ASYNC: pushes are applied behind the steps, and prefetched rows are not refreshed.
+  std::unique_ptr<AsyncPusher> pusher;
+  if (job.ps().consistency() == config::Ps::ASYNC)
+    pusher = std::make_unique<AsyncPusher>(ps.get(), job.ps().max_inflight_pushes(),
+                                           [&prefetch](std::unique_ptr<PreparedBatch> b) { prefetch.Recycle(std::move(b)); });
 
   const int tasks = model->num_tasks();
   int64_t expected = sources.approx_train_rows;
@@ -209,6 +215,7 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
     };
     rep.phase_seconds["wait"] += Seconds(wait_start, step_start);
     double loss_value;
+    int64_t batch_rows = 0;
     {
       AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/true);
       phase("assemble");
@@ -218,13 +225,20 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
       optimizer->zero_grad();
       loss.backward();
       phase("backward");
-      for (size_t tb = 0; tb < a.rows.size(); ++tb) {
-        const torch::Tensor& g = a.rows[tb].grad();
-        const int64_t n = static_cast<int64_t>(pb->tables[tb].ids.size());
-        if (!g.defined() || n == 0) continue;
-        torch::Tensor gc = g.contiguous();
-        ps->Push(static_cast<int>(tb), pb->tables[tb].ids.data(), n, gc.data_ptr<float>());
-        prefetch.NotePush(static_cast<int>(tb), pb->tables[tb].ids.data(), n);
+      if (pusher) {
+        std::vector<torch::Tensor> grads;
+        for (const torch::Tensor& r : a.rows) grads.push_back(r.grad());
+        batch_rows = pb->batch.rows;
+        pusher->Submit(std::move(pb), std::move(grads));
+      } else {
+        for (size_t tb = 0; tb < a.rows.size(); ++tb) {
+          const torch::Tensor& g = a.rows[tb].grad();
+          const int64_t n = static_cast<int64_t>(pb->tables[tb].ids.size());
+          if (!g.defined() || n == 0) continue;
+          torch::Tensor gc = g.contiguous();
+          ps->Push(static_cast<int>(tb), pb->tables[tb].ids.data(), n, gc.data_ptr<float>());
+          prefetch.NotePush(static_cast<int>(tb), pb->tables[tb].ids.data(), n);
+        }
       }
       phase("push");
       optimizer->step();
@@ -232,12 +246,14 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
       phase("optimizer");
     }
     *step_seconds += Seconds(step_start, Clock::now());
-    rep.train_samples += pb->batch.rows;
-    loss_sum += loss_value * pb->batch.rows;
+    if (pb) batch_rows = pb->batch.rows;
+    rep.train_samples += batch_rows;
+    loss_sum += loss_value * batch_rows;
     ++step;
     progress.Update(step, rep.train_samples, loss_value);
-    prefetch.Recycle(std::move(pb));
+    if (pb) prefetch.Recycle(std::move(pb));
   }
+  if (pusher) pusher->Drain();  // evaluation and the next epoch see every push
   rep.seconds = Seconds(start, Clock::now());
   rep.steps = step;
   rep.bad_lines = pipeline.bad_lines();

@@ -83,6 +83,16 @@ TEST(Trainer, PrefetchIsInvisibleToTraining) {
   EXPECT_DOUBLE_EQ(a.validation.at("logloss"), b.validation.at("logloss"));
 }
 
+// ASYNC consistency applies pushes behind the steps; it must still learn, and every push must be
+// applied before evaluation (the PS holds the rows of all training ids).
+TEST(Trainer, AsyncPushesLearnToo) {
+  const std::string dir = testing::TempDir("trainer-async");
+  config::Job job = config::ParseJob(CtrJob("deepfm", 40000), "inline.pbtxt", {"ps.consistency=ASYNC"});
+  TrainReport r = Trainer(job, dir).Run();
+  EXPECT_GT(r.validation.at("auc"), 0.70);
+  fs::remove_all(dir);
+}
+
 TEST(Trainer, EarlyStoppingKeepsBestEpoch) {
   const std::string dir = testing::TempDir("trainer-early");
   // A learning rate this high makes validation AUC fall after the first epoch or two.
