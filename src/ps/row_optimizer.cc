@@ -17,6 +17,8 @@ RowOptimizer::RowOptimizer(const OptimizerSpec& spec, int dim) : spec_(spec), di
     case OptimizerSpec::Kind::kSgd: state_floats_ = 0; break;
     case OptimizerSpec::Kind::kAdagrad: state_floats_ = dim; break;
     case OptimizerSpec::Kind::kAdam: state_floats_ = 2 * dim + kStepFloats; break;
+    case OptimizerSpec::Kind::kRowwiseAdagrad: state_floats_ = 1; break;
+    case OptimizerSpec::Kind::kFtrl: state_floats_ = 2 * dim; break;
     default: throw std::invalid_argument("RowOptimizer: unknown optimizer kind");
   }
   const double lr = spec.lr, beta1 = spec.beta1, beta2 = spec.beta2;
@@ -41,6 +43,11 @@ void RowOptimizer::InitState(float* state) const {
       std::memcpy(state + 2 * dim_, &step, sizeof(step));
       return;
     }
+    case OptimizerSpec::Kind::kRowwiseAdagrad: state[0] = spec_.initial_accumulator; return;
+    case OptimizerSpec::Kind::kFtrl:
+      for (int j = 0; j < dim_; ++j) state[j] = 0.f;                           // z
+      for (int j = 0; j < dim_; ++j) state[dim_ + j] = spec_.initial_accumulator;  // n
+      return;
   }
 }
 
@@ -49,6 +56,8 @@ void RowOptimizer::Apply(float* weights, float* state, const float* grad) const 
     case OptimizerSpec::Kind::kSgd: ApplySgd(weights, grad); return;
     case OptimizerSpec::Kind::kAdagrad: ApplyAdagrad(weights, state, grad); return;
     case OptimizerSpec::Kind::kAdam: ApplyAdam(weights, state, grad); return;
+    case OptimizerSpec::Kind::kRowwiseAdagrad: ApplyRowwiseAdagrad(weights, state, grad); return;
+    case OptimizerSpec::Kind::kFtrl: ApplyFtrl(weights, state, grad); return;
   }
 }
 
@@ -112,6 +121,52 @@ void RowOptimizer::ApplyAdam(float* w, float* state, const float* grad) const {
     v[j] = v[j] + omb2 * g * g;
     const float denom = std::sqrt(v[j]) / sqrt_bc2 + eps;
     w[j] = w[j] + neg_step_size * m[j] / denom;
+  }
+}
+
+// Row-wise Adagrad (FBGEMM's EXACT_ROWWISE_ADAGRAD, weight decay as L2 on the gradient):
+//   g = grad + weight_decay * w;  acc += mean_j(g_j^2);  w_j -= lr * g_j / (sqrt(acc) + eps).
+void RowOptimizer::ApplyRowwiseAdagrad(float* w, float* acc, const float* grad) const {
+  const float wd = weight_decay_, neg_lr = neg_lr_, eps = eps_;
+  float sum_sq = 0.f;
+  for (int j = 0; j < dim_; ++j) {
+    float g = grad[j];
+    if (wd != 0.f) g = g + wd * w[j];
+    sum_sq += g * g;
+  }
+  acc[0] = acc[0] + sum_sq / static_cast<float>(dim_);
+  const float scale = neg_lr / (std::sqrt(acc[0]) + eps);
+  for (int j = 0; j < dim_; ++j) {
+    float g = grad[j];
+    if (wd != 0.f) g = g + wd * w[j];
+    w[j] = w[j] + scale * g;
+  }
+}
+
+// FTRL-Proximal, per coordinate (McMahan et al. 2013, Algorithm 1; TensorFlow's ApplyFtrl):
+//   n' = n + g^2;  sigma = (n'^-p - n^-p) / alpha;  z += g - sigma * w;  n = n'
+//   w = |z| <= l1 ? 0 : -(z - sign(z) * l1) / ((beta + n^-p) / alpha + 2 * l2)
+// with p = lr_power (-0.5: square roots). Computed in double, state stored as float.
+void RowOptimizer::ApplyFtrl(float* w, float* state, const float* grad) const {
+  float* z = state;
+  float* n = state + dim_;
+  const double alpha = spec_.lr, beta = spec_.ftrl_beta, l1 = spec_.l1, l2 = spec_.l2;
+  const double p = spec_.lr_power, wd = spec_.weight_decay;
+  const bool sqrt_power = p == -0.5;
+  auto pow_neg_p = [&](double x) { return sqrt_power ? std::sqrt(x) : std::pow(x, -p); };
+  for (int j = 0; j < dim_; ++j) {
+    const double g = static_cast<double>(grad[j]) + wd * w[j];
+    const double n_old = n[j], n_new = n_old + g * g;
+    const double sigma = (pow_neg_p(n_new) - pow_neg_p(n_old)) / alpha;
+    const double z_new = z[j] + g - sigma * w[j];
+    z[j] = static_cast<float>(z_new);
+    n[j] = static_cast<float>(n_new);
+    if (std::fabs(z_new) <= l1) {
+      w[j] = 0.f;
+    } else {
+      const double sign = z_new < 0 ? -1.0 : 1.0;
+      w[j] = static_cast<float>(-(z_new - sign * l1) / ((beta + pow_neg_p(n_new)) / alpha + 2 * l2));
+    }
   }
 }
 

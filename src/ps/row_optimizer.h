@@ -1,9 +1,12 @@
 #pragma once
 // How a row learns: the server-side optimizer applied to one row on push. Each row carries its own
 // optimizer state right after its weights (SGD: none; Adagrad: sum[dim]; Adam: m[dim], v[dim] and
-// a per-row step count), so rows are independent and an untouched row never moves ("lazy").
-// The arithmetic follows LibTorch 1.13's torch::optim::{SGD, Adagrad, Adam}, operation for
+// a per-row step count; row-wise Adagrad: one accumulator; FTRL: z[dim], n[dim]), so rows are
+// independent and an untouched row never moves ("lazy").
+// SGD, Adagrad and Adam follow LibTorch 1.13's torch::optim::{SGD, Adagrad, Adam}, operation for
 // operation, so a row matches the row of a dense torch embedding trained on the same gradients.
+// Row-wise Adagrad follows FBGEMM's EXACT_ROWWISE_ADAGRAD; FTRL-Proximal follows McMahan et al.
+// 2013 with TensorFlow's parameterization (see OptimizerSpec).
 #include <cstdint>
 
 #include "ps/table_spec.h"
@@ -28,6 +31,8 @@ class RowOptimizer {
   void ApplySgd(float* w, const float* grad) const;
   void ApplyAdagrad(float* w, float* sum, const float* grad) const;
   void ApplyAdam(float* w, float* state, const float* grad) const;
+  void ApplyRowwiseAdagrad(float* w, float* acc, const float* grad) const;
+  void ApplyFtrl(float* w, float* state, const float* grad) const;
 
   OptimizerSpec spec_;
   int dim_;

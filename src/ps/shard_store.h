@@ -5,16 +5,29 @@
 // table's initializer (a pure function of table, id and seed), so ids are unbounded.
 //
 // Thread-safe: one lock per shard; a Pull or Push serves a whole batch slice under it.
+//
+// Directory layout: db/ (RocksDB), shard.manifest (the tables), pushlog-<generation>.log.
+// RocksDB key: 12 bytes big-endian [u32 table][u64 id], so a table's rows are contiguous; value:
+// [u64 last_seq][f32 weights[dim], optimizer state] in host byte order, where last_seq is the
+// sequence number of the last push applied to the row.
+//
+// Durability: a push gets the next sequence number, is appended to the current log, then
+// applied in memory. Flush: rotate to a new log file; write every dirty row (with its last_seq)
+// to RocksDB with its WAL disabled; db->Flush(wait) makes that durable (RocksDB installs memtable
+// flushes in order, so what survives a crash is always a prefix of our write batches); then the
+// older logs are deleted. Evicted dirty rows are written the same way (not durable until the next
+// flush, which the logs cover). On open, every remaining log is replayed in order, each record
+// applied only to rows whose last_seq is below its own: idempotent, even over a half-done flush.
+// A record cut short by a crash ends the log (it was never acknowledged) and is truncated away.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "ps/shard_stats.h"
 #include "ps/table_spec.h"
 
 namespace shardrec::ps {
-
-struct TableRules;
 
 struct ShardStoreOptions {
   // RocksDB directory of this shard. Empty: rows live only in memory (no budget, no log).
@@ -30,23 +43,11 @@ struct ShardStoreOptions {
   int64_t flush_log_bytes = int64_t{256} << 20;
 };
 
-struct ShardStats {
-  int64_t rows_cached = 0;       // rows in memory now
-  int64_t rows_on_disk = 0;      // RocksDB's estimate
-  int64_t bytes_cached = 0;
-  int64_t rocksdb_bytes = 0;     // live SST + memtable bytes
-  int64_t cache_hits = 0, cache_misses = 0;  // rows found in memory / read from RocksDB or born
-  int64_t rows_pulled = 0, rows_pushed = 0;
-  int64_t pulls = 0, pushes = 0;             // calls
-  int64_t evictions = 0, writebacks = 0;     // rows evicted / evicted rows written back
-  int64_t log_bytes = 0;                     // current push-log size
-};
-
 class ShardStore {
  public:
   // Opens (or creates) the shard in options.dir and replays its push log. `tables` describe the
-  // tables in order; a directory written for different tables (name, dim, optimizer) is refused
-  // with a message saying what differs.
+  // tables in order; a directory written for different tables (name, dim, optimizer, floats per
+  // row) is refused with a std::runtime_error naming the table and what differs.
   ShardStore(const std::vector<TableSpec>& tables, ShardStoreOptions options);
   ~ShardStore();  // flushes
   ShardStore(const ShardStore&) = delete;
@@ -62,20 +63,28 @@ class ShardStore {
   // returns. Returns the number of rows created.
   int64_t Push(int table, const int64_t* ids, const int64_t* positions, int64_t count, const float* grads);
 
-  // Writes every dirty row to RocksDB, makes it durable, and truncates the push log.
+  // Writes every dirty row to RocksDB, makes it durable, and deletes the push logs it covers.
+  // Pushes may go on meanwhile (into the next log). Done automatically in the background when the
+  // log exceeds flush_log_bytes, and on destruction. No-op in memory-only mode.
   void Flush();
 
-  // A consistent copy of the shard (after Flush) in `checkpoint_dir`, via RocksDB checkpoints.
+  // A consistent copy of the shard (flushed; pushes wait meanwhile) in `checkpoint_dir` (created;
+  // must not hold a checkpoint yet): a RocksDB checkpoint in db/ plus the manifest.
+  // std::logic_error in memory-only mode.
   void Checkpoint(const std::string& checkpoint_dir);
 
   ShardStats Stats() const;
+
+  // Rows stored (in memory or on disk); cheap.
+  int64_t num_rows() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-// Replaces the shard directory `shard_dir` with the checkpoint in `checkpoint_dir`.
+// Replaces the shard directory `shard_dir` (its rows and push logs) with the checkpoint in
+// `checkpoint_dir`. The store of shard_dir must be closed.
 void RestoreShardCheckpoint(const std::string& checkpoint_dir, const std::string& shard_dir);
 
 }  // namespace shardrec::ps
