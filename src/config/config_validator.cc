@@ -46,6 +46,10 @@ void CheckOptimizer(const Checker& c, const FieldPath& p, const RowOptimizer& o)
   c.Require(!o.has_eps() || o.eps() > 0, c.Path(p, RowOptimizer::descriptor(), {"eps"}), "must be > 0");
   c.Require(o.weight_decay() >= 0, c.Path(p, RowOptimizer::descriptor(), {"weight_decay"}), "must be >= 0");
   c.Require(o.initial_accumulator() >= 0, c.Path(p, RowOptimizer::descriptor(), {"initial_accumulator"}), "must be >= 0");
+  c.Require(o.l1() >= 0, c.Path(p, RowOptimizer::descriptor(), {"l1"}), "must be >= 0");
+  c.Require(o.l2() >= 0, c.Path(p, RowOptimizer::descriptor(), {"l2"}), "must be >= 0");
+  c.Require(o.ftrl_beta() >= 0, c.Path(p, RowOptimizer::descriptor(), {"ftrl_beta"}), "must be >= 0");
+  c.Require(o.lr_power() <= 0, c.Path(p, RowOptimizer::descriptor(), {"lr_power"}), "must be <= 0");
 }
 
 void CheckInit(const Checker& c, const FieldPath& p, const Initializer& i) {

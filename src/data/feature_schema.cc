@@ -25,6 +25,8 @@ ps::OptimizerSpec ToOptimizer(const config::RowOptimizer& o) {
   switch (o.kind()) {
     case config::RowOptimizer::ADAGRAD: s.kind = ps::OptimizerSpec::Kind::kAdagrad; break;
     case config::RowOptimizer::SGD: s.kind = ps::OptimizerSpec::Kind::kSgd; break;
+    case config::RowOptimizer::ROWWISE_ADAGRAD: s.kind = ps::OptimizerSpec::Kind::kRowwiseAdagrad; break;
+    case config::RowOptimizer::FTRL: s.kind = ps::OptimizerSpec::Kind::kFtrl; break;
     default: s.kind = ps::OptimizerSpec::Kind::kAdam; break;
   }
   s.lr = o.lr();
@@ -34,6 +36,10 @@ ps::OptimizerSpec ToOptimizer(const config::RowOptimizer& o) {
   s.eps = o.has_eps() ? o.eps() : (s.kind == ps::OptimizerSpec::Kind::kAdagrad ? 1e-10f : 1e-8f);
   s.initial_accumulator = o.initial_accumulator();
   s.weight_decay = o.weight_decay();
+  s.ftrl_beta = o.ftrl_beta();
+  s.l1 = o.l1();
+  s.l2 = o.l2();
+  s.lr_power = o.lr_power();
   return s;
 }
 

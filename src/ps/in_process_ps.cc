@@ -79,6 +79,7 @@ class InProcessPs final : public PsClient {
       if (!options.data_dir.empty()) so.dir = (fs::path(options.data_dir) / ShardDirName(s)).string();
       so.cache_bytes = options.cache_bytes / options.num_shards;
       so.sync_pushes = options.sync_pushes;
+      so.log_pushes = options.log_pushes;
       so.flush_log_bytes = options.flush_log_bytes;
       shards_.push_back(std::make_unique<ShardStore>(specs_, so));
     }

@@ -59,6 +59,8 @@ struct InProcessOptions {
   int64_t cache_bytes = int64_t{4} << 30;
   // fsync each push before acknowledging it (survives a machine crash; else survives kill -9).
   bool sync_pushes = false;
+  // Log each push before acknowledging it (see ShardStoreOptions::log_pushes).
+  bool log_pushes = true;
   // Push-log size (per shard) at which dirty rows are flushed to RocksDB and a new log starts.
   int64_t flush_log_bytes = int64_t{256} << 20;
 };

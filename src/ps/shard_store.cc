@@ -473,7 +473,7 @@ void ShardStore::Impl::WriteDirty(int t, int64_t begin, int64_t end) {
 void ShardStore::Impl::RotateLog() {
   log.reset();
   ++log_generation;
-  log = std::make_unique<PushLogWriter>(PushLogPath(opt.dir, log_generation), opt.sync_pushes);
+  if (opt.log_pushes) log = std::make_unique<PushLogWriter>(PushLogPath(opt.dir, log_generation), opt.sync_pushes);
 }
 
 void ShardStore::Impl::FlushLocked(std::unique_lock<std::mutex>& l, bool yield) {
@@ -618,7 +618,7 @@ int64_t ShardStore::Push(int table, const int64_t* ids, const int64_t* positions
   m.rows_of.resize(count);
   m.Resolve(table, ids, positions, count, /*create=*/true, &created, [&](int64_t k, int64_t r) { m.rows_of[k] = r; });
   const uint64_t seq = m.next_seq++;
-  if (m.backed) m.log->Append(seq, static_cast<uint32_t>(table), dim, ids, positions, count, grads);
+  if (m.log) m.log->Append(seq, static_cast<uint32_t>(table), dim, ids, positions, count, grads);
   RowCache& c = m.caches[table];
   for (int64_t k = 0; k < count; ++k) {
     const int64_t r = m.rows_of[k];
@@ -631,7 +631,7 @@ int64_t ShardStore::Push(int table, const int64_t* ids, const int64_t* positions
   m.counters.rows_pushed += count;
   if (m.backed) {
     m.EvictIfOverBudget();
-    if (m.log->bytes() >= m.opt.flush_log_bytes && !m.flush_wanted) {
+    if (m.log && m.log->bytes() >= m.opt.flush_log_bytes && !m.flush_wanted) {
       m.flush_wanted = true;
       m.flush_cv.notify_one();
     }

@@ -39,6 +39,10 @@ struct ShardStoreOptions {
   // acknowledged push survives kill -9 of the process; with sync_pushes it is fsync'ed too and
   // survives a machine crash, at a cost per push.
   bool sync_pushes = false;
+  // Without the log, rows changed since the last Flush (or eviction) are lost if the process dies.
+  // The embedded trainer turns it off: its pushes die with it anyway, and its durability point is
+  // a checkpoint (which flushes). A PS server keeps it on: a push it acknowledged must survive.
+  bool log_pushes = true;
   // When the log reaches this size, dirty rows are flushed to RocksDB and a new log starts.
   int64_t flush_log_bytes = int64_t{256} << 20;
 };

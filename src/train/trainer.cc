@@ -104,6 +104,33 @@ std::string PhaseMs(const EpochReport& e) {
   return MetricsObject(ms);
 }
 
+// The embedded PS: shards in this process, on RocksDB under the run's folder unless
+// ps.memory_only. A run starts from fresh tables: rows a previous run left in the default folder
+// are removed; an explicitly named folder that already holds rows is refused rather than mixed
+// into a new run's fresh dense weights.
+std::unique_ptr<ps::PsClient> MakeEmbeddedPs(const config::Job& job, const data::FeatureSchema& schema,
+                                             const std::string& output_dir) {
+  const config::Ps& pc = job.ps();
+  ps::InProcessOptions o;
+  o.num_shards = pc.num_shards();
+  if (!pc.memory_only()) {
+    o.data_dir = pc.has_data_dir() ? pc.data_dir() : (fs::path(output_dir) / "ps").string();
+    std::error_code ec;
+    if (fs::exists(o.data_dir) && !fs::is_empty(o.data_dir, ec)) {
+      if (pc.has_data_dir())
+        throw UserError("ps.data_dir " + o.data_dir + " already holds parameter-server rows; remove it or name another folder");
+      fs::remove_all(o.data_dir);
+    }
+    o.cache_bytes = pc.cache_bytes();
+    o.sync_pushes = pc.sync_pushes();
+    o.flush_log_bytes = pc.flush_log_bytes();
+    // The trainer is the only client and dies with its shards: a crash loses the run's dense
+    // state too, so per-push logging buys nothing here (checkpoints are the durability point).
+    o.log_pushes = pc.sync_pushes();
+  }
+  return ps::MakeInProcessPs(schema.tables, o);
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -276,9 +303,7 @@ TrainReport Trainer::Run() {
 
   m.schema = data::BuildSchema(m.job);
   m.sources = ResolveDataSources(m.job, m.output_dir);
-  ps::InProcessOptions ps_opts;
-  ps_opts.num_shards = m.job.ps().num_shards();
-  m.ps = ps::MakeInProcessPs(m.schema.tables, ps_opts);
+  m.ps = MakeEmbeddedPs(m.job, m.schema, m.output_dir);
   m.model = models::CreateModel(m.job.model(), m.schema);
   m.optimizer = MakeOptimizer(t.optimizer(), m.model->parameters());
 
@@ -324,6 +349,20 @@ TrainReport Trainer::Run() {
   report.train_samples_per_sec = train_seconds > 0 ? report.train_samples / train_seconds : 0;
   report.step_samples_per_sec = step_seconds > 0 ? report.train_samples / step_seconds : 0;
   report.ps_rows = m.ps->num_rows();
+  for (const ps::ShardStats& st : m.ps->Stats()) {
+    report.ps_rows_cached += st.rows_cached;
+    report.ps_cache_hits += st.cache_hits;
+    report.ps_cache_misses += st.cache_misses;
+    report.ps_evictions += st.evictions;
+    report.ps_rocksdb_bytes += st.rocksdb_bytes;
+  }
+  if (report.ps_cache_hits + report.ps_cache_misses > 0) {
+    std::ostringstream s;
+    s << "ps: " << report.ps_rows << " rows (" << report.ps_rows_cached << " in memory), cache hit rate "
+      << Num(static_cast<double>(report.ps_cache_hits) / (report.ps_cache_hits + report.ps_cache_misses)) << ", "
+      << report.ps_evictions << " evictions, " << report.ps_rocksdb_bytes / (1 << 20) << " MiB in RocksDB";
+    LogLine(s.str());
+  }
 
   torch::serialize::OutputArchive archive;
   m.model->save(archive);
@@ -356,7 +395,10 @@ std::string MetricsJson(const config::Job& job, const TrainReport& r) {
   s << "\n  ],\n";
   s << "  \"throughput\": {\"train_samples_per_sec\": " << Num(r.train_samples_per_sec)
     << ", \"step_samples_per_sec\": " << Num(r.step_samples_per_sec) << ", \"train_samples\": " << r.train_samples << "},\n";
-  s << "  \"ps\": {\"rows\": " << r.ps_rows << "}\n}\n";
+  const int64_t lookups = r.ps_cache_hits + r.ps_cache_misses;
+  s << "  \"ps\": {\"rows\": " << r.ps_rows << ", \"rows_cached\": " << r.ps_rows_cached
+    << ", \"cache_hit_rate\": " << Num(lookups ? static_cast<double>(r.ps_cache_hits) / lookups : NAN)
+    << ", \"evictions\": " << r.ps_evictions << ", \"rocksdb_bytes\": " << r.ps_rocksdb_bytes << "}\n}\n";
   return s.str();
 }
 

@@ -39,6 +39,8 @@ struct TrainReport {
   double step_samples_per_sec = 0;   // inside the step only
   int64_t train_samples = 0;
   int64_t ps_rows = 0;
+  // Summed over shards at the end of the run.
+  int64_t ps_rows_cached = 0, ps_cache_hits = 0, ps_cache_misses = 0, ps_evictions = 0, ps_rocksdb_bytes = 0;
 };
 
 class Trainer {

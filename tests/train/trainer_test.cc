@@ -93,6 +93,27 @@ TEST(Trainer, AsyncPushesLearnToo) {
   fs::remove_all(dir);
 }
 
+// Tables far larger than the PS memory budget train exactly as if everything fit: rows evicted
+// to RocksDB and read back are the same rows.
+TEST(Trainer, OutOfCoreTablesTrainLikeInMemory) {
+  auto run = [](const std::vector<std::string>& sets) {
+    const std::string dir = testing::TempDir("trainer-ooc");
+    std::vector<std::string> all = {"trainer.epochs=1", "trainer.num_threads=1", "embedding.dim=4"};
+    all.insert(all.end(), sets.begin(), sets.end());
+    config::Job job = config::ParseJob(CtrJob("deepfm", 8000), "inline.pbtxt", all);
+    TrainReport r = Trainer(job, dir).Run();
+    fs::remove_all(dir);
+    return r;
+  };
+  TrainReport memory = run({"ps.memory_only=true"});
+  TrainReport small = run({"ps.cache_bytes=60000"});  // ~1k rows of the ~25k the run creates
+  EXPECT_GT(small.ps_evictions, 10000);
+  EXPECT_LT(small.ps_rows_cached, small.ps_rows / 5);
+  EXPECT_EQ(small.ps_rows, memory.ps_rows);
+  EXPECT_DOUBLE_EQ(small.epochs[0].train_loss, memory.epochs[0].train_loss);
+  EXPECT_DOUBLE_EQ(small.validation.at("logloss"), memory.validation.at("logloss"));
+}
+
 TEST(Trainer, EarlyStoppingKeepsBestEpoch) {
   const std::string dir = testing::TempDir("trainer-early");
   // A learning rate this high makes validation AUC fall after the first epoch or two.
