@@ -97,6 +97,30 @@ void RowOptimizer::ApplyAdagrad(float* w, float* sum, const float* grad) const {
 //   p.addcdiv_(exp_avg, denom, -step_size)
 // Tensor kernels run in float with the double scalars cast to float; addcmul is
 // self + value * t1 * t2 and addcdiv is self + value * t1 / t2, evaluated left to right.
+// The per-step scalars of Adam, exactly as torch computes them (double pow, cast to float). Two
+// pow calls per row were a third of a push; rows pushed together mostly share a handful of step
+// counts, so a small per-thread memo keyed by (betas, lr, step) returns the identical values.
+void RowOptimizer::AdamScalars(int64_t step, float* sqrt_bc2, float* neg_step_size) const {
+  struct Entry {
+    int64_t step = -1;
+    float beta1 = 0, beta2 = 0, lr = 0;
+    float sqrt_bc2 = 0, neg_step_size = 0;
+  };
+  constexpr int kSlots = 1024;
+  thread_local Entry memo[kSlots];
+  Entry& e = memo[static_cast<uint64_t>(step) & (kSlots - 1)];
+  if (e.step == step && e.beta1 == spec_.beta1 && e.beta2 == spec_.beta2 && e.lr == spec_.lr) {
+    *sqrt_bc2 = e.sqrt_bc2;
+    *neg_step_size = e.neg_step_size;
+    return;
+  }
+  const double bias_correction1 = 1 - std::pow(static_cast<double>(spec_.beta1), static_cast<double>(step));
+  const double bias_correction2 = 1 - std::pow(static_cast<double>(spec_.beta2), static_cast<double>(step));
+  *sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2));
+  *neg_step_size = static_cast<float>(-(static_cast<double>(spec_.lr) / bias_correction1));
+  e = {step, spec_.beta1, spec_.beta2, spec_.lr, *sqrt_bc2, *neg_step_size};
+}
+
 void RowOptimizer::ApplyAdam(float* w, float* state, const float* grad) const {
   float* m = state;
   float* v = state + dim_;
@@ -105,10 +129,8 @@ void RowOptimizer::ApplyAdam(float* w, float* state, const float* grad) const {
   ++step;
   std::memcpy(state + 2 * dim_, &step, sizeof(step));
 
-  const double bias_correction1 = 1 - std::pow(static_cast<double>(spec_.beta1), static_cast<double>(step));
-  const double bias_correction2 = 1 - std::pow(static_cast<double>(spec_.beta2), static_cast<double>(step));
-  const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2));
-  const float neg_step_size = static_cast<float>(-(static_cast<double>(spec_.lr) / bias_correction1));
+  float sqrt_bc2, neg_step_size;
+  AdamScalars(step, &sqrt_bc2, &neg_step_size);
 
   const float wd = weight_decay_, eps = eps_, b1 = beta1_, b2 = beta2_;
   const float omb1 = one_minus_beta1_, omb2 = one_minus_beta2_;

@@ -31,6 +31,7 @@ class RowOptimizer {
   void ApplySgd(float* w, const float* grad) const;
   void ApplyAdagrad(float* w, float* sum, const float* grad) const;
   void ApplyAdam(float* w, float* state, const float* grad) const;
+  void AdamScalars(int64_t step, float* sqrt_bc2, float* neg_step_size) const;
   void ApplyRowwiseAdagrad(float* w, float* acc, const float* grad) const;
   void ApplyFtrl(float* w, float* state, const float* grad) const;
 
