@@ -1,6 +1,7 @@
 #include "train/prefetcher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace shardrec::train {
@@ -190,7 +191,11 @@ std::unique_ptr<PreparedBatch> Prefetcher::Next() {
     ready_.pop_front();
   }
   space_cv_.notify_one();
-  if (!read_only_) Refresh(pb.get());
+  if (!read_only_) {
+    const auto start = std::chrono::steady_clock::now();
+    Refresh(pb.get());
+    refresh_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   return pb;
 }
 

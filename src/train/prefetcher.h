@@ -34,6 +34,9 @@ class Prefetcher {
   // Records that this worker pushed `ids` of `table` (called right after PsClient::Push).
   void NotePush(int table, const int64_t* ids, int64_t n);
 
+  // Seconds Next() spent re-pulling rows pushed since they were prefetched (sync mode).
+  double refresh_seconds() const { return refresh_seconds_; }
+
  private:
   void Loop();
   void Prepare(PreparedBatch* pb);
@@ -62,6 +65,7 @@ class Prefetcher {
   std::deque<PushRecord> pushes_;
   uint64_t push_seq_ = 0;
 
+  double refresh_seconds_ = 0;
   std::thread thread_;
 };
 

@@ -283,6 +283,9 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
   if (pusher) pusher->Drain();  // evaluation and the next epoch see every push
   rep.seconds = Seconds(start, Clock::now());
   rep.steps = step;
+  // Next() includes re-pulling rows pushed since they were prefetched: report that apart.
+  rep.phase_seconds["refresh"] = prefetch.refresh_seconds();
+  rep.phase_seconds["wait"] -= prefetch.refresh_seconds();
   rep.bad_lines = pipeline.bad_lines();
   rep.train_loss = rep.train_samples ? loss_sum / rep.train_samples : NAN;
   std::ostringstream s;

@@ -22,7 +22,8 @@ struct EpochReport {
   double seconds = 0;
   int64_t bad_lines = 0;  // malformed lines skipped (data.skip_bad_lines)
   int64_t steps = 0;
-  // Seconds spent per phase of the step loop: wait (for the prefetched batch), assemble,
+  // Seconds spent per phase of the step loop: wait (for the prefetched batch), refresh (re-pull of
+  // prefetched rows this worker pushed since, sync mode), assemble,
   // forward, backward, push (sparse gradients to the PS), optimizer (dense step).
   std::map<std::string, double> phase_seconds;
   MetricSet validation;
