@@ -108,15 +108,22 @@ std::string PhaseMs(const EpochReport& e) {
 // ps.memory_only. A run starts from fresh tables: rows a previous run left in the default folder
 // are removed; an explicitly named folder that already holds rows is refused rather than mixed
 // into a new run's fresh dense weights.
+std::string EmbeddedPsDir(const config::Job& job, const std::string& output_dir) {
+  const config::Ps& pc = job.ps();
+  if (pc.memory_only()) return "";
+  return pc.has_data_dir() ? pc.data_dir() : (fs::path(output_dir) / "ps").string();
+}
+
+// `fresh`: a new run (clears the default folder); else reopen what is there (after a rollback).
 std::unique_ptr<ps::PsClient> MakeEmbeddedPs(const config::Job& job, const data::FeatureSchema& schema,
-                                             const std::string& output_dir) {
+                                             const std::string& output_dir, bool fresh) {
   const config::Ps& pc = job.ps();
   ps::InProcessOptions o;
   o.num_shards = pc.num_shards();
   if (!pc.memory_only()) {
-    o.data_dir = pc.has_data_dir() ? pc.data_dir() : (fs::path(output_dir) / "ps").string();
+    o.data_dir = EmbeddedPsDir(job, output_dir);
     std::error_code ec;
-    if (fs::exists(o.data_dir) && !fs::is_empty(o.data_dir, ec)) {
+    if (fresh && fs::exists(o.data_dir) && !fs::is_empty(o.data_dir, ec)) {
       if (pc.has_data_dir())
         throw UserError("ps.data_dir " + o.data_dir + " already holds parameter-server rows; remove it or name another folder");
       fs::remove_all(o.data_dir);
@@ -306,7 +313,14 @@ TrainReport Trainer::Run() {
 
   m.schema = data::BuildSchema(m.job);
   m.sources = ResolveDataSources(m.job, m.output_dir);
-  m.ps = MakeEmbeddedPs(m.job, m.schema, m.output_dir);
+  m.ps = MakeEmbeddedPs(m.job, m.schema, m.output_dir, /*fresh=*/true);
+  // Early stopping rolls the whole model back to its best epoch: dense weights from a snapshot,
+  // PS rows from a checkpoint of the shards (RocksDB-backed embedded shards only).
+  const std::string ps_dir = EmbeddedPsDir(m.job, m.output_dir);
+  const std::string best_ps = (fs::path(m.output_dir) / "ps-best").string();
+  const bool can_rollback = !ps_dir.empty() && m.sources.validation.present();
+  bool best_is_checkpointed = false;
+  fs::remove_all(best_ps);
   m.model = models::CreateModel(m.job.model(), m.schema);
   m.optimizer = MakeOptimizer(t.optimizer(), m.model->parameters());
 
@@ -330,9 +344,17 @@ TrainReport Trainer::Run() {
         report.validation = ep.validation;
         best = Snapshot(*m.model);
         since_best = 0;
-        // The PS rows keep training after this epoch, so the test metrics of the kept model are
-        // taken now rather than after a restore of the dense weights alone.
-        if (m.sources.test.present()) report.test = m.Evaluate(m.sources.test, "test (epoch " + std::to_string(e + 1) + ")");
+        if (can_rollback) {
+          best_is_checkpointed = false;
+          if (e + 1 < t.epochs()) {  // a later epoch may be worse: keep these rows
+            fs::remove_all(best_ps);
+            m.ps->Checkpoint(best_ps);
+            best_is_checkpointed = true;
+          }
+        } else if (m.sources.test.present()) {
+          // The rows keep training and cannot be rolled back: test the kept model now.
+          report.test = m.Evaluate(m.sources.test, "test (epoch " + std::to_string(e + 1) + ")");
+        }
       } else if (t.early_stopping_patience() > 0 && ++since_best >= t.early_stopping_patience()) {
         report.epochs.push_back(ep);
         LogLine("early stopping: no better validation AUC for " + std::to_string(since_best) + " epoch(s); keeping epoch " +
@@ -343,11 +365,22 @@ TrainReport Trainer::Run() {
     report.epochs.push_back(ep);
   }
   if (!best.empty()) Restore(*m.model, best);
+  const bool last_is_best = !report.epochs.empty() && report.best_epoch == report.epochs.back().epoch;
+  if (can_rollback && best_is_checkpointed && !last_is_best) {
+    LogLine("restoring the parameter-server rows of epoch " + std::to_string(report.best_epoch));
+    m.ps.reset();  // closes the shards
+    ps::RestoreInProcessCheckpoint(best_ps, ps_dir);
+    m.ps = MakeEmbeddedPs(m.job, m.schema, m.output_dir, /*fresh=*/false);
+    // The restored model must score exactly what its epoch scored.
+    report.validation = m.Evaluate(m.sources.validation, "validation (restored epoch " + std::to_string(report.best_epoch) + ")");
+  }
+  fs::remove_all(best_ps);
   if (report.best_epoch == 0 && !report.epochs.empty()) {
     report.best_epoch = report.epochs.back().epoch;
     report.validation = report.epochs.back().validation;
   }
-  if (m.sources.test.present() && !m.sources.validation.present()) report.test = m.Evaluate(m.sources.test, "test");
+  if (m.sources.test.present() && (can_rollback || !m.sources.validation.present()))
+    report.test = m.Evaluate(m.sources.test, "test");
 
   report.train_samples_per_sec = train_seconds > 0 ? report.train_samples / train_seconds : 0;
   report.step_samples_per_sec = step_seconds > 0 ? report.train_samples / step_seconds : 0;

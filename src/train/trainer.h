@@ -33,8 +33,8 @@ struct TrainReport {
   std::vector<EpochReport> epochs;
   int best_epoch = 0;
   MetricSet validation;  // of the kept (best) weights
-  // Of the best epoch's model: evaluated when validation improves (or after the last epoch when
-  // there is no validation data), so early stopping reports the test metrics of what it keeps.
+  // Of the kept (best epoch's) model: after the rollback of dense weights and PS rows, or, where
+  // rows cannot be rolled back (memory-only shards), taken when validation improved.
   MetricSet test;
   double train_samples_per_sec = 0;  // end to end, waiting on data included
   double step_samples_per_sec = 0;   // inside the step only
