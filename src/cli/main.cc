@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/ps_command.h"
 #include "common/error.h"
 #include "common/process_tuning.h"
 #include "config/config_loader.h"
@@ -86,6 +87,9 @@ int main(int argc, char** argv) {
 
   auto* info = app.add_subcommand("info", "Print the build's versions, threads and accelerators");
 
+  cli::PsCommandOptions ps_options;
+  auto* ps_cmd = cli::AddPsCommand(app, &ps_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*info) return Info();
+    if (*ps_cmd) return cli::RunPsCommand(ps_options);
     if (*gen) {
       data::GeneratorOptions g;
       g.kind = data::ParseSyntheticKind(kind);
