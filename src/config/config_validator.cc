@@ -232,8 +232,14 @@ void CheckDistribution(const Checker& c, const Job& job) {
   c.Require(job.ps().max_inflight_pushes() >= 1, c.Root({"ps", "max_inflight_pushes"}), "must be >= 1");
   c.Require(job.ps().cache_bytes() > 0, c.Root({"ps", "cache_bytes"}), "must be > 0");
   c.Require(job.ps().flush_log_bytes() > 0, c.Root({"ps", "flush_log_bytes"}), "must be > 0");
-  c.Require(job.ps().addresses_size() == 0, c.At(c.Root({"ps", "addresses"}), 0),
-            "remote parameter servers are not built yet (parameter-server issue); leave ps.addresses empty to run the shards in-process");
+  for (int i = 0; i < job.ps().addresses_size(); ++i) {
+    const std::string& a = job.ps().addresses(i);
+    const size_t colon = a.rfind(':');
+    c.Require(colon != std::string::npos && colon > 0 && colon + 1 < a.size(), c.At(c.Root({"ps", "addresses"}), i),
+              "'" + a + "' is not HOST:PORT");
+  }
+  c.Require(job.ps().rpc_timeout_s() > 0, c.Root({"ps", "rpc_timeout_s"}), "must be > 0");
+  c.Require(job.ps().max_attempts() >= 1, c.Root({"ps", "max_attempts"}), "must be >= 1");
   c.Require(job.dist().num_workers() == 1, c.Root({"dist", "num_workers"}),
             "multi-worker training is not built yet (distributed-training issue); use 1");
 }

@@ -10,6 +10,7 @@
 
 #include "common/hash.h"
 #include "ps/ps_client.h"
+#include "ps/routing.h"
 #include "ps/shard_store.h"
 
 namespace shardrec::ps {
@@ -134,7 +135,7 @@ class InProcessPs final : public PsClient {
   }
 
   // Groups the indices of ids[0, n) by shard (stable counting sort). Shard of an id of table t:
-  // Mix64(HashCombine(t, id)) % num_shards.
+  // ShardOf (ps/routing.h), shared with the remote client.
   const RouteScratch& Route(int table, const int64_t* ids, int64_t n) const {
     thread_local RouteScratch r;
     const size_t num_shards = shards_.size();
@@ -146,10 +147,8 @@ class InProcessPs final : public PsClient {
       return r;
     }
     r.shard_of.resize(n);
-    const uint64_t t = static_cast<uint64_t>(table);
     for (int64_t i = 0; i < n; ++i) {
-      const uint32_t s =
-          static_cast<uint32_t>(Mix64(HashCombine(t, static_cast<uint64_t>(ids[i]))) % num_shards);
+      const uint32_t s = ShardOf(table, ids[i], static_cast<uint32_t>(num_shards));
       r.shard_of[i] = s;
       ++r.begin[s + 1];
     }

@@ -12,7 +12,9 @@
 #include "common/error.h"
 #include "data/feature_schema.h"
 #include "models/model.h"
+#include "ps/auth_token.h"
 #include "ps/ps_client.h"
+#include "ps/remote_ps_client.h"
 #include "train/async_pusher.h"
 #include "train/data_sources.h"
 #include "train/embedding_assembler.h"
@@ -110,7 +112,7 @@ std::string PhaseMs(const EpochReport& e) {
 // into a new run's fresh dense weights.
 std::string EmbeddedPsDir(const config::Job& job, const std::string& output_dir) {
   const config::Ps& pc = job.ps();
-  if (pc.memory_only()) return "";
+  if (pc.memory_only() || pc.addresses_size() > 0) return "";
   return pc.has_data_dir() ? pc.data_dir() : (fs::path(output_dir) / "ps").string();
 }
 
@@ -118,6 +120,15 @@ std::string EmbeddedPsDir(const config::Job& job, const std::string& output_dir)
 std::unique_ptr<ps::PsClient> MakeEmbeddedPs(const config::Job& job, const data::FeatureSchema& schema,
                                              const std::string& output_dir, bool fresh) {
   const config::Ps& pc = job.ps();
+  if (pc.addresses_size() > 0) {  // remote shards (`shardrec ps`), one address per shard
+    ps::RemotePsOptions ro;
+    ro.token = ps::LoadPsToken(pc.token_file()).value;
+    ro.rpc_timeout_s = pc.rpc_timeout_s();
+    ro.max_attempts = pc.max_attempts();
+    LogLine("parameter servers: " + std::to_string(pc.addresses_size()) + " remote shards");
+    return std::make_unique<ps::RemotePsClient>(std::vector<std::string>(pc.addresses().begin(), pc.addresses().end()),
+                                                schema.tables, ro);
+  }
   ps::InProcessOptions o;
   o.num_shards = pc.num_shards();
   if (!pc.memory_only()) {
