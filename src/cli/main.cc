@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <stdexcept>
 #include <thread>
 
 #include "cli/ps_command.h"
@@ -121,8 +122,11 @@ int main(int argc, char** argv) {
   } catch (const UserError& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return 1;
-  } catch (const std::exception& e) {
+  } catch (const std::logic_error& e) {  // a bug of ours, not something the user can fix
     std::cerr << "internal error: " << e.what() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {  // I/O, RocksDB, an unreachable server...
+    std::cerr << "error: " << e.what() << std::endl;
     return 1;
   }
   return 0;

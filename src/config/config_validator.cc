@@ -240,6 +240,7 @@ void CheckDistribution(const Checker& c, const Job& job) {
   }
   c.Require(job.ps().rpc_timeout_s() > 0, c.Root({"ps", "rpc_timeout_s"}), "must be > 0");
   c.Require(job.ps().max_attempts() >= 1, c.Root({"ps", "max_attempts"}), "must be >= 1");
+  c.Require(job.ps().connect_timeout_s() > 0, c.Root({"ps", "connect_timeout_s"}), "must be > 0");
   c.Require(job.dist().num_workers() == 1, c.Root({"dist", "num_workers"}),
             "multi-worker training is not built yet (distributed-training issue); use 1");
 }

@@ -125,6 +125,7 @@ std::unique_ptr<ps::PsClient> MakeEmbeddedPs(const config::Job& job, const data:
     ro.token = ps::LoadPsToken(pc.token_file()).value;
     ro.rpc_timeout_s = pc.rpc_timeout_s();
     ro.max_attempts = pc.max_attempts();
+    ro.connect_timeout_s = pc.connect_timeout_s();
     LogLine("parameter servers: " + std::to_string(pc.addresses_size()) + " remote shards");
     return std::make_unique<ps::RemotePsClient>(std::vector<std::string>(pc.addresses().begin(), pc.addresses().end()),
                                                 schema.tables, ro);
