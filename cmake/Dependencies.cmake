@@ -8,7 +8,9 @@ find_package(Torch REQUIRED)
 find_package(RocksDB CONFIG REQUIRED)
 find_package(Gloo CONFIG REQUIRED)
 find_package(MPI COMPONENTS C CXX REQUIRED)
-find_package(GTest REQUIRED)
+if(SHARDREC_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
 
 # Torch's flags (e.g. -D_GLIBCXX_USE_CXX11_ABI) must reach every TU that includes its headers.
 set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")

@@ -15,6 +15,8 @@ export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_f
 exec 9>"/tmp/shardrec-build.lock"
 flock 9
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >/dev/null
+  # SHARDREC_CMAKE_ARGS: extra configure arguments (e.g. -DSHARDREC_BUILD_TESTS=OFF in images).
+  # shellcheck disable=SC2086
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" ${SHARDREC_CMAKE_ARGS:-} >/dev/null
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS" "$@"

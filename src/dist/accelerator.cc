@@ -22,7 +22,7 @@ AcceleratorInfo ProbeAccelerators() {
     info.note = std::string("CUDA: ") + cudaGetErrorString(err);
   }
 #else
-  info.note = "built without CUDA/NCCL (not found at configure time)";
+  info.note = "built without CUDA/NCCL (not found at configure time, or SHARDREC_WITH_CUDA=OFF)";
 #endif
   return info;
 }
