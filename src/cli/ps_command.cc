@@ -19,6 +19,7 @@
 #include "data/feature_schema.h"
 #include "ps/auth_token.h"
 #include "ps/shard_server.h"
+#include "ps/shard_store.h"
 
 namespace shardrec::cli {
 namespace {
@@ -79,6 +80,8 @@ CLI::App* AddPsCommand(CLI::App& app, PsCommandOptions* o) {
   ps->add_option("--token-file", o->token_file,
                  "file holding the shared token (default: $SHARDREC_PS_TOKEN; none: no authorization)");
   ps->add_option("--cache-bytes", o->cache_bytes, "bytes of rows kept in memory (default ps.cache_bytes / num_shards)");
+  ps->add_option("--restore-from", o->restore_from,
+                 "replace the data dir with this shard checkpoint first (a shard-<i> folder of a checkpoint)");
   ps->add_option("--shutdown-grace", o->shutdown_grace_s, "seconds calls in progress get to finish on SIGTERM/SIGINT");
   return ps;
 }
@@ -114,6 +117,12 @@ int RunPsCommand(const PsCommandOptions& o) {
   } else if (!pc.memory_only()) {
     throw ConfigError("shardrec ps needs --data-dir (or ps.data_dir in " + o.config_path +
                       ", or ps.memory_only: true to keep rows in memory only)");
+  }
+  if (!o.restore_from.empty()) {
+    if (store.dir.empty()) throw ConfigError("--restore-from needs a data dir (the shard is restored into it)");
+    if (!fs::exists(o.restore_from)) throw UserError("--restore-from " + o.restore_from + ": no such checkpoint");
+    ps::RestoreShardCheckpoint(o.restore_from, store.dir);
+    std::cerr << "shardrec ps: restored " << store.dir << " from " << o.restore_from << std::endl;
   }
   store.cache_bytes = o.cache_bytes > 0 ? o.cache_bytes : std::max<int64_t>(1, pc.cache_bytes() / n);
   store.sync_pushes = pc.sync_pushes();

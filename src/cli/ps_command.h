@@ -29,6 +29,9 @@ struct PsCommandOptions {
   std::string token_file;   // else $SHARDREC_PS_TOKEN, else no token
   int64_t cache_bytes = 0;  // 0: ps.cache_bytes / num_shards
   double shutdown_grace_s = 5;
+  // A shard checkpoint (PsClient::Checkpoint wrote it as <dir>/shard-<i>) that replaces the data
+  // dir's contents before the server opens it.
+  std::string restore_from;
 };
 
 // Registers the `ps` subcommand on `app`, parsing into *options (which must outlive app.parse).

@@ -159,11 +159,12 @@ class PsProcess : public ::testing::Test {
     for (Process& p : procs_) Kill(p);
     fs::remove_all(dir_);
   }
-  Process& Start(int shard, const std::string& tag) {
-    procs_.push_back(StartServer({"--config", dir_ + "/job.pbtxt", "--shard-id", std::to_string(shard), "--num-shards",
-                                  "2", "--data-dir", dir_ + "/data/shard-" + std::to_string(shard), "--port", "0",
-                                  "--token-file", dir_ + "/token"},
-                                 dir_ + "/server-" + std::to_string(shard) + "-" + tag + ".log"));
+  Process& Start(int shard, const std::string& tag, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--config", dir_ + "/job.pbtxt", "--shard-id", std::to_string(shard), "--num-shards",
+                                     "2", "--data-dir", dir_ + "/data/shard-" + std::to_string(shard), "--port", "0",
+                                     "--token-file", dir_ + "/token"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    procs_.push_back(StartServer(args, dir_ + "/server-" + std::to_string(shard) + "-" + tag + ".log"));
     return procs_.back();
   }
 
@@ -171,6 +172,42 @@ class PsProcess : public ::testing::Test {
   std::vector<TableSpec> tables_;
   std::deque<Process> procs_;  // a deque: Start() hands out references that must stay valid
 };
+
+// A checkpoint taken through the client restores, via `shardrec ps --restore-from`, the rows of
+// that moment, though the shards trained on after it.
+TEST_F(PsProcess, RestoresFromACheckpoint) {
+  RemotePsOptions ro;
+  ro.token = "process-test-token";
+  const auto vocab = testing::ServiceVocab(3000, 5);
+  std::vector<std::vector<float>> at_checkpoint;
+  {
+    Process& s0 = Start(0, "a");
+    Process& s1 = Start(1, "a");
+    {
+      RemotePsClient client({s0.address, s1.address}, tables_, ro);
+      auto push_range = [&](uint64_t from, uint64_t to) {
+        for (uint64_t b = from; b < to; ++b) {
+          const Push p = MakePush(b, tables_, vocab);
+          client.Push(p.table, p.ids.data(), static_cast<int64_t>(p.ids.size()), p.grads.data());
+        }
+      };
+      push_range(0, 30);
+      client.Checkpoint(dir_ + "/ckpt");
+      for (int t = 0; t < static_cast<int>(tables_.size()); ++t) at_checkpoint.push_back(testing::ReadRows(client, t, vocab));
+      push_range(30, 60);
+      EXPECT_FALSE(testing::SameBits(testing::ReadRows(client, 0, vocab), at_checkpoint[0]));
+    }
+    for (Process* p : {&s0, &s1}) {
+      ::kill(p->pid, SIGTERM);
+      WaitFor(*p, 15);
+    }
+  }
+  Process& r0 = Start(0, "b", {"--restore-from", dir_ + "/ckpt/shard-0"});
+  Process& r1 = Start(1, "b", {"--restore-from", dir_ + "/ckpt/shard-1"});
+  RemotePsClient client({r0.address, r1.address}, tables_, ro);
+  for (int t = 0; t < static_cast<int>(tables_.size()); ++t)
+    EXPECT_TRUE(testing::SameBits(testing::ReadRows(client, t, vocab), at_checkpoint[t])) << "table " << t;
+}
 
 TEST_F(PsProcess, AcknowledgedPushesSurviveKillMinus9) {
   ASSERT_EQ(tables_.size(), 2u);  // "wide" (dim 8, Adagrad) and C2 (dim 4, Adam)
