@@ -22,9 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kMagic[8] = {'S', 'R', 'P', 'U', 'S', 'H', 'L', '1'};
+constexpr char kMagic[8] = {'S', 'R', 'P', 'U', 'S', 'H', 'L', '2'};
 constexpr size_t kRecordHeader = 8;               // u32 body_bytes, u32 crc
-constexpr size_t kBodyHeader = 8 + 4 + 4 + 8;     // seq, table, dim, n
+constexpr size_t kBodyHeader = 8 + 4 + 4 + 8 + 8 + 8;  // seq, table, dim, n, client, request_seq
 constexpr const char* kPrefix = "pushlog-";
 constexpr const char* kSuffix = ".log";
 
@@ -122,7 +122,8 @@ void PushLogWriter::WriteAll(const char* data, size_t n) {
 }
 
 void PushLogWriter::Append(uint64_t seq, uint32_t table, int dim, const int64_t* ids,
-                           const int64_t* positions, int64_t count, const float* grads) {
+                           const int64_t* positions, int64_t count, const float* grads, uint64_t client,
+                           uint64_t request_seq) {
   if (broken_) throw std::runtime_error("push log " + path_ + ": unusable after an earlier write failure");
   const size_t row_bytes = sizeof(float) * dim;
   const size_t body = kBodyHeader + count * (sizeof(int64_t) + row_bytes);
@@ -132,6 +133,8 @@ void PushLogWriter::Append(uint64_t seq, uint32_t table, int dim, const int64_t*
   Put<uint32_t>(p, table);
   Put<uint32_t>(p, static_cast<uint32_t>(dim));
   Put<uint64_t>(p, static_cast<uint64_t>(count));
+  Put<uint64_t>(p, client);
+  Put<uint64_t>(p, request_seq);
   for (int64_t k = 0; k < count; ++k) Put<int64_t>(p, ids[positions[k]]);
   for (int64_t k = 0; k < count; ++k, p += row_bytes)
     std::memcpy(p, grads + positions[k] * dim, row_bytes);
@@ -177,6 +180,8 @@ PushLogReadResult ReadPushLog(const std::string& path, const std::function<void(
     rec.table = Get<uint32_t>(p);
     rec.dim = Get<uint32_t>(p);
     const uint64_t n = Get<uint64_t>(p);
+    rec.client = Get<uint64_t>(p);
+    rec.request_seq = Get<uint64_t>(p);
     if (body_bytes != kBodyHeader + n * (sizeof(int64_t) + sizeof(float) * rec.dim)) break;
     rec.ids.resize(n);
     rec.grads.resize(n * rec.dim);

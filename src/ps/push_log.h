@@ -5,7 +5,9 @@
 // generation when it flushes and deletes the older files once the flush is durable.
 //
 // File: 8-byte magic, then records. Record: u32 body_bytes, u32 crc32c(body), body =
-// {u64 seq, u32 table, u32 dim, u64 n, i64 ids[n], f32 grads[n * dim]} (host byte order).
+// {u64 seq, u32 table, u32 dim, u64 n, u64 client, u64 request_seq, i64 ids[n],
+// f32 grads[n * dim]} (host byte order). client/request_seq name a remote client's push (0 when
+// untagged), so that the duplicate check of retried pushes survives a restart.
 // A record cut short by a crash (length past the end of the file, or a crc mismatch) ends the
 // readable part of a file: it was never acknowledged.
 #include <cstdint>
@@ -30,7 +32,7 @@ class PushLogWriter {
   // Returns once the record is written (and synced with `sync`). On failure throws
   // std::runtime_error and leaves the file as it was before the call.
   void Append(uint64_t seq, uint32_t table, int dim, const int64_t* ids, const int64_t* positions,
-              int64_t count, const float* grads);
+              int64_t count, const float* grads, uint64_t client = 0, uint64_t request_seq = 0);
 
   int64_t bytes() const { return bytes_; }
   const std::string& path() const { return path_; }
@@ -50,6 +52,7 @@ struct PushRecord {
   uint64_t seq = 0;
   uint32_t table = 0;
   uint32_t dim = 0;
+  uint64_t client = 0, request_seq = 0;
   std::vector<int64_t> ids;
   std::vector<float> grads;  // ids.size() * dim
 };

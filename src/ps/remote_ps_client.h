@@ -9,7 +9,7 @@
 //
 // Every call has a deadline; UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential
 // backoff. Pushes are retried safely: each carries this client's id and a request number, and a
-// shard applies each number once (see ShardServer for the one gap: a server restart in between).
+// shard applies each number once, across server restarts too (see ShardServer).
 // When the retries are spent: std::runtime_error "PS shard 1 at 127.0.0.1:5555 is unreachable:
 // ...". Other errors (a refused request, a wrong token) are thrown at once, with the server's
 // message. A Push that throws may have been applied by some shards and not others.

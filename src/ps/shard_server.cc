@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "ps/auth_token.h"
 #include "ps/service_common.h"
 #include "shardrec/ps.grpc.pb.h"
@@ -230,10 +231,11 @@ struct ShardServer::Impl final : public ParameterServer::Service {
                         std::to_string(dim) + "): grads is " + std::to_string(req->grads().size()) + " bytes, expected " +
                         std::to_string(want) + " (n * dim float32)");
     thread_local Scratch scratch;
-    auto apply = [&]() -> grpc::Status {
+    auto apply = [&](const PushTag* tag) -> grpc::Status {
       if (n == 0) return grpc::Status::OK;
       try {
-        store->Push(table, Aligned(req->ids(), scratch.ids), Iota(scratch, n), n, Aligned(req->grads(), scratch.grads));
+        store->Push(table, Aligned(req->ids(), scratch.ids), Iota(scratch, n), n, Aligned(req->grads(), scratch.grads),
+                    tag);
       } catch (const std::exception& e) {
         return Internal("Push", e);
       }
@@ -241,7 +243,7 @@ struct ShardServer::Impl final : public ParameterServer::Service {
       rows_pushed.fetch_add(n, std::memory_order_relaxed);
       return grpc::Status::OK;
     };
-    if (req->client_id().empty() || req->request_seq() == 0) return apply();
+    if (req->client_id().empty() || req->request_seq() == 0) return apply(nullptr);
 
     std::shared_ptr<ClientState> c = Client(req->client_id());
     std::lock_guard<std::mutex> l(c->mu);
@@ -250,10 +252,13 @@ struct ShardServer::Impl final : public ParameterServer::Service {
       rep->set_duplicate(true);
       return grpc::Status::OK;
     }
-    grpc::Status s = apply();
+    const PushTag tag{ClientHash(req->client_id()), req->request_seq()};
+    grpc::Status s = apply(&tag);
     if (s.ok()) c->last_seq = req->request_seq();
     return s;
   }
+
+  static uint64_t ClientHash(const std::string& id) { return HashValue(id) | 1; }  // never 0 (untagged)
 
   std::shared_ptr<ClientState> Client(const std::string& id) {
     std::lock_guard<std::mutex> l(clients_mu);
@@ -268,6 +273,8 @@ struct ShardServer::Impl final : public ParameterServer::Service {
         clients.erase(oldest);
       }
       it = clients.emplace(id, std::make_shared<ClientState>()).first;
+      // A client this process has not seen may have pushed before a restart: the store knows.
+      it->second->last_seq = store->LastRequestSeq(ClientHash(id));
     }
     it->second->seen = now;
     return it->second;

@@ -5,10 +5,8 @@
 //
 // A push is acknowledged once the store has logged and applied it, so an acknowledged push
 // survives kill -9 of the server (and a machine crash with sync_pushes). Retried pushes are
-// recognised by (client_id, request_seq) and acknowledged without being applied again.
-// Limitation: that memory is in this process only. After a server restart, a retry of a push
-// the previous process applied but could not acknowledge is applied a second time. (Closing this
-// needs the store to log (client_id, request_seq) with the push and restore it on replay.)
+// recognised by (client_id, request_seq) and acknowledged without being applied again, also
+// after a restart: the store logs the pair with the push and persists each client's last number.
 #include <cstdint>
 #include <memory>
 #include <string>

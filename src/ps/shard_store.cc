@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -83,6 +84,10 @@ struct ShardStore::Impl {
   int64_t bytes_cached = 0;
   uint64_t next_seq = 1;
   int64_t disk_rows = 0;  // rows in RocksDB (mirrors the meta key)
+  // Last request_seq applied per remote client (ShardServer's duplicate check), persisted in the
+  // meta key and rebuilt from the push log on replay, so a retry is recognised across restarts.
+  std::unordered_map<uint64_t, uint64_t> client_seq;
+  std::string meta_scratch;
   std::atomic<int64_t> rows{0};
   ShardStats counters;  // hits, misses, calls, evictions, writebacks, flushes
 
@@ -167,11 +172,17 @@ ShardStore::Impl::Impl(const std::vector<TableSpec>& tables, ShardStoreOptions o
   EncodeKey(key, kMetaTable, 0);
   std::string meta;
   const rocksdb::Status ms = db->Get(read_options, rocksdb::Slice(key, kKeyBytes), &meta);
-  if (ms.ok() && meta.size() == 16) {
+  if (ms.ok() && meta.size() >= 16 && (meta.size() - 16) % 16 == 0) {
     uint64_t seq;
     std::memcpy(&disk_rows, meta.data(), 8);
     std::memcpy(&seq, meta.data() + 8, 8);
     next_seq = seq + 1;
+    for (size_t off = 16; off < meta.size(); off += 16) {
+      uint64_t client, request;
+      std::memcpy(&client, meta.data() + off, 8);
+      std::memcpy(&request, meta.data() + off + 8, 8);
+      client_seq[client] = request;
+    }
   } else if (!ms.IsNotFound()) {
     throw std::runtime_error(Where() + ": cannot read the shard's meta record: " +
                              (ms.ok() ? "size " + std::to_string(meta.size()) : ms.ToString()));
@@ -378,11 +389,19 @@ void ShardStore::Impl::PutRow(rocksdb::WriteBatch& b, int t, int64_t r) {
 void ShardStore::Impl::PutMeta(rocksdb::WriteBatch& b, int64_t disk_rows_after) {
   char key[kKeyBytes];
   EncodeKey(key, kMetaTable, 0);
-  char v[16];
+  // {u64 rows, u64 seq, then (u64 client, u64 last request_seq) per remote client}.
+  std::string& v = meta_scratch;
+  v.resize(16 + 16 * client_seq.size());
   const uint64_t seq = next_seq - 1;
-  std::memcpy(v, &disk_rows_after, 8);
-  std::memcpy(v + 8, &seq, 8);
-  b.Put(rocksdb::Slice(key, kKeyBytes), rocksdb::Slice(v, 16)).PermitUncheckedError();
+  std::memcpy(&v[0], &disk_rows_after, 8);
+  std::memcpy(&v[8], &seq, 8);
+  size_t off = 16;
+  for (const auto& [client, request] : client_seq) {
+    std::memcpy(&v[off], &client, 8);
+    std::memcpy(&v[off + 8], &request, 8);
+    off += 16;
+  }
+  b.Put(rocksdb::Slice(key, kKeyBytes), rocksdb::Slice(v)).PermitUncheckedError();
 }
 
 void ShardStore::Impl::Write(rocksdb::WriteBatch& b, const char* what) {
@@ -545,6 +564,10 @@ void ShardStore::Impl::ApplyRecord(const PushRecord& rec) {
     throw std::runtime_error(Where() + ": push log record " + std::to_string(rec.seq) + " is for table " +
                              std::to_string(rec.table) + " with dim " + std::to_string(rec.dim) +
                              ", which this shard does not have");
+  if (rec.client != 0) {
+    uint64_t& last = client_seq[rec.client];
+    last = std::max(last, rec.request_seq);
+  }
   const int t = static_cast<int>(rec.table);
   const int64_t n = static_cast<int64_t>(rec.ids.size());
   if (static_cast<int64_t>(iota.size()) < n) {
@@ -605,7 +628,7 @@ int64_t ShardStore::Pull(int table, const int64_t* ids, const int64_t* positions
 }
 
 int64_t ShardStore::Push(int table, const int64_t* ids, const int64_t* positions, int64_t count,
-                         const float* grads) {
+                         const float* grads, const PushTag* tag) {
   Impl& m = *impl_;
   const TableRules& rule = m.rules.at(table);
   const int dim = rule.dim;
@@ -618,7 +641,13 @@ int64_t ShardStore::Push(int table, const int64_t* ids, const int64_t* positions
   m.rows_of.resize(count);
   m.Resolve(table, ids, positions, count, /*create=*/true, &created, [&](int64_t k, int64_t r) { m.rows_of[k] = r; });
   const uint64_t seq = m.next_seq++;
-  if (m.log) m.log->Append(seq, static_cast<uint32_t>(table), dim, ids, positions, count, grads);
+  if (m.log)
+    m.log->Append(seq, static_cast<uint32_t>(table), dim, ids, positions, count, grads, tag ? tag->client : 0,
+                  tag ? tag->request_seq : 0);
+  if (tag && tag->client != 0) {
+    uint64_t& last = m.client_seq[tag->client];
+    last = std::max(last, tag->request_seq);
+  }
   RowCache& c = m.caches[table];
   for (int64_t k = 0; k < count; ++k) {
     const int64_t r = m.rows_of[k];
@@ -637,6 +666,13 @@ int64_t ShardStore::Push(int table, const int64_t* ids, const int64_t* positions
     }
   }
   return created;
+}
+
+uint64_t ShardStore::LastRequestSeq(uint64_t client) const {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> l(m.mu);
+  auto it = m.client_seq.find(client);
+  return it == m.client_seq.end() ? 0 : it->second;
 }
 
 void ShardStore::Flush() {

@@ -47,6 +47,14 @@ struct ShardStoreOptions {
   int64_t flush_log_bytes = int64_t{256} << 20;
 };
 
+// Names a remote client's push (ShardServer): `client` is a hash of its id (non-zero), and
+// request numbers grow per client. Logged and persisted with the push, so that a retry of a push
+// the shard already applied is recognised after a restart too.
+struct PushTag {
+  uint64_t client = 0;
+  uint64_t request_seq = 0;
+};
+
 class ShardStore {
  public:
   // Opens (or creates) the shard in options.dir and replays its push log. `tables` describe the
@@ -65,7 +73,11 @@ class ShardStore {
   // For each k < count, i = positions[k]: applies the table's optimizer to the row of ids[i] with
   // grads[i * dim] (creating the row first when missing). Durable (see ShardStoreOptions) when it
   // returns. Returns the number of rows created.
-  int64_t Push(int table, const int64_t* ids, const int64_t* positions, int64_t count, const float* grads);
+  int64_t Push(int table, const int64_t* ids, const int64_t* positions, int64_t count, const float* grads,
+               const PushTag* tag = nullptr);
+
+  // The highest request_seq of `client` this shard has applied (0: none), surviving restarts.
+  uint64_t LastRequestSeq(uint64_t client) const;
 
   // Writes every dirty row to RocksDB, makes it durable, and deletes the push logs it covers.
   // Pushes may go on meanwhile (into the next log). Done automatically in the background when the

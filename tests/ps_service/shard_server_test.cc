@@ -335,6 +335,48 @@ TEST(ShardServer, RetriedPushIsAppliedOnce) {
   EXPECT_GT(st.push_rows_per_s(), 0);
 }
 
+// The duplicate check outlives the server process: a retry that reaches a restarted server
+// (the first try was applied, the reply lost in the crash) is not applied again. Both the
+// flushed state (clean restart) and the replayed push log (a crash: the folder copied while the
+// server runs) remember it.
+TEST(ShardServer, RetriedPushIsAppliedOnceAcrossRestarts) {
+  const auto tables = ServiceTables();
+  const std::string dir = shardrec::testing::TempDir("server-retry-restart");
+  const auto vocab = testing::ServiceVocab(30, 8);
+  std::mt19937_64 rng(10);
+  const auto g1 = testing::RandomGrads(rng, 30 * 8), g2 = testing::RandomGrads(rng, 30 * 8);
+  auto push = [&](ShardServer& server, uint64_t seq, const std::vector<float>& g) {
+    PushRequest q = MakePush(0, "user", vocab, g);
+    q.set_client_id("trainer-1");
+    q.set_request_seq(seq);
+    PushReply r;
+    EXPECT_TRUE(Call(*RawStub(server.address()), q, &r).ok());
+    return r.duplicate();
+  };
+  ShardStoreOptions so;
+  so.dir = dir + "/shard";
+  Snapshot after;
+  {
+    ShardServer server(tables, so, ShardServerOptions{});
+    EXPECT_FALSE(push(server, 1, g1));
+    EXPECT_FALSE(push(server, 2, g2));
+    after = Take(server, tables, vocab);
+    // A crash image: the folder as it is while the server runs (push log, no flush yet).
+    fs::copy(so.dir, dir + "/crashed", fs::copy_options::recursive);
+  }
+  for (const std::string& folder : {so.dir, dir + "/crashed"}) {
+    ShardStoreOptions o = so;
+    o.dir = folder;
+    ShardServer restarted(tables, o, ShardServerOptions{});
+    EXPECT_TRUE(push(restarted, 2, g2)) << folder;  // the retry
+    EXPECT_TRUE(push(restarted, 1, g1)) << folder;
+    Snapshot now = Take(restarted, tables, vocab);
+    for (size_t t = 0; t < now.rows.size(); ++t) EXPECT_TRUE(testing::SameBits(now.rows[t], after.rows[t])) << folder;
+    EXPECT_FALSE(push(restarted, 3, g1)) << folder;  // new pushes still apply
+  }
+  fs::remove_all(dir);
+}
+
 TEST(ShardServer, DataDirStaysWithItsShard) {
   const auto tables = ServiceTables();
   const std::string dir = shardrec::testing::TempDir("ps-identity");
