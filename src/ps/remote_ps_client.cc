@@ -191,8 +191,10 @@ struct RemotePsClient::Impl {
     return c;
   }
 
+  // CANCELLED: what a server that is shutting down answers to calls in progress; like
+  // UNAVAILABLE, a restarted server may take the retry (pushes are deduplicated).
   static bool Transient(const grpc::Status& s, bool retry_deadline) {
-    return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+    return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::CANCELLED ||
            (retry_deadline && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
   }
 
