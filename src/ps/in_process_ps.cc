@@ -51,11 +51,6 @@ void CheckShardCount(const std::string& data_dir, int num_shards) {
 
 // Per-thread buffers reused across calls: no allocation per call once warm. A thread is in at
 // most one Pull/Push at a time, so this is never shared.
-struct RouteScratch {
-  std::vector<uint32_t> shard_of;  // shard of ids[i]
-  std::vector<int64_t> begin;      // positions[begin[s], begin[s + 1]) belong to shard s
-  std::vector<int64_t> positions;  // indices into ids, grouped by shard
-};
 
 class InProcessPs final : public PsClient {
  public:
@@ -90,7 +85,7 @@ class InProcessPs final : public PsClient {
 
   void Pull(int table, const int64_t* ids, int64_t n, float* out, bool read_only) override {
     CheckTable(table, "Pull");
-    const RouteScratch& r = Route(table, ids, n);
+    const ShardRoute& r = Route(table, ids, n);
     for (size_t s = 0; s < shards_.size(); ++s) {
       const int64_t b = r.begin[s], e = r.begin[s + 1];
       if (b < e) shards_[s]->Pull(table, ids, r.positions.data() + b, e - b, out, read_only);
@@ -99,7 +94,7 @@ class InProcessPs final : public PsClient {
 
   void Push(int table, const int64_t* ids, int64_t n, const float* grads) override {
     CheckTable(table, "Push");
-    const RouteScratch& r = Route(table, ids, n);
+    const ShardRoute& r = Route(table, ids, n);
     for (size_t s = 0; s < shards_.size(); ++s) {
       const int64_t b = r.begin[s], e = r.begin[s + 1];
       if (b < e) shards_[s]->Push(table, ids, r.positions.data() + b, e - b, grads);
@@ -134,29 +129,9 @@ class InProcessPs final : public PsClient {
                               std::to_string(specs_.size()) + ")");
   }
 
-  // Groups the indices of ids[0, n) by shard (stable counting sort). Shard of an id of table t:
-  // ShardOf (ps/routing.h), shared with the remote client.
-  const RouteScratch& Route(int table, const int64_t* ids, int64_t n) const {
-    thread_local RouteScratch r;
-    const size_t num_shards = shards_.size();
-    r.begin.assign(num_shards + 1, 0);
-    r.positions.resize(n);
-    if (num_shards == 1) {
-      for (int64_t i = 0; i < n; ++i) r.positions[i] = i;
-      r.begin[1] = n;
-      return r;
-    }
-    r.shard_of.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      const uint32_t s = ShardOf(table, ids[i], static_cast<uint32_t>(num_shards));
-      r.shard_of[i] = s;
-      ++r.begin[s + 1];
-    }
-    for (size_t s = 0; s < num_shards; ++s) r.begin[s + 1] += r.begin[s];
-    // Fill with a moving cursor per shard, then shift `begin` back into place.
-    for (int64_t i = 0; i < n; ++i) r.positions[r.begin[r.shard_of[i]]++] = i;
-    for (size_t s = num_shards; s > 0; --s) r.begin[s] = r.begin[s - 1];
-    r.begin[0] = 0;
+  const ShardRoute& Route(int table, const int64_t* ids, int64_t n) const {
+    thread_local ShardRoute r;
+    RouteByShard(table, ids, n, static_cast<uint32_t>(shards_.size()), &r);
     return r;
   }
 

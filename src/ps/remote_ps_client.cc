@@ -153,11 +153,6 @@ struct Budget {
 };
 
 // Per-thread routing buffers, reused across calls (a thread is in one call at a time).
-struct RouteScratch {
-  std::vector<uint32_t> shard_of;
-  std::vector<int64_t> begin;      // positions[begin[s], begin[s + 1]) go to shard s
-  std::vector<int64_t> positions;  // indices into the caller's ids, grouped by shard
-};
 
 }  // namespace
 
@@ -277,21 +272,9 @@ struct RemotePsClient::Impl {
   }
 
   // Groups ids[0, n) by shard (stable counting sort), as the in-process PS does.
-  const RouteScratch& Route(int table, const int64_t* ids, int64_t n) const {
-    thread_local RouteScratch r;
-    const uint32_t num_shards = static_cast<uint32_t>(shards.size());
-    r.begin.assign(num_shards + 1, 0);
-    r.positions.resize(n);
-    r.shard_of.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      const uint32_t s = ShardOf(table, ids[i], num_shards);
-      r.shard_of[i] = s;
-      ++r.begin[s + 1];
-    }
-    for (uint32_t s = 0; s < num_shards; ++s) r.begin[s + 1] += r.begin[s];
-    for (int64_t i = 0; i < n; ++i) r.positions[r.begin[r.shard_of[i]]++] = i;
-    for (uint32_t s = num_shards; s > 0; --s) r.begin[s] = r.begin[s - 1];
-    r.begin[0] = 0;
+  const ShardRoute& Route(int table, const int64_t* ids, int64_t n) const {
+    thread_local ShardRoute r;
+    RouteByShard(table, ids, n, static_cast<uint32_t>(shards.size()), &r);
     return r;
   }
 
@@ -402,7 +385,7 @@ void RemotePsClient::Pull(int table, const int64_t* ids, int64_t n, float* out, 
   if (n <= 0) return;
   const TableSpec& spec = m.specs[table];
   const int dim = spec.dim;
-  const RouteScratch& r = m.Route(table, ids, n);
+  const ShardRoute& r = m.Route(table, ids, n);
   const int num_shards = static_cast<int>(m.shards.size());
   std::vector<PullRequest> reqs(num_shards);
   std::vector<PullReply> reps(num_shards);
@@ -442,7 +425,7 @@ void RemotePsClient::Push(int table, const int64_t* ids, int64_t n, const float*
   const TableSpec& spec = m.specs[table];
   const int dim = spec.dim;
   const size_t row_bytes = sizeof(float) * dim;
-  const RouteScratch& r = m.Route(table, ids, n);
+  const ShardRoute& r = m.Route(table, ids, n);
   const int num_shards = static_cast<int>(m.shards.size());
   std::vector<PushRequest> reqs(num_shards);
   std::vector<PushReply> reps(num_shards);
