@@ -130,7 +130,10 @@ void Prefetcher::Prepare(PreparedBatch* pb) {
 }
 
 void Prefetcher::Refresh(PreparedBatch* pb) {
-  std::vector<std::vector<int32_t>> stale(pb->tables.size());
+  // Scratch kept across calls (consumer thread only): no allocation per batch once warm.
+  std::vector<std::vector<int32_t>>& stale = refresh_stale_;
+  stale.resize(pb->tables.size());
+  for (auto& v : stale) v.clear();
   {
     std::lock_guard<std::mutex> l(push_mu_);
     for (const PushRecord& rec : pushes_) {
@@ -139,16 +142,19 @@ void Prefetcher::Refresh(PreparedBatch* pb) {
       for (int64_t id : rec.ids)
         if (int32_t p = index.Find(id); p >= 0) stale[rec.table].push_back(p);
     }
-    // Records every outstanding batch has already seen can go.
+    // Records every outstanding batch has already seen can go (their buffers are reused).
     uint64_t oldest = pb->pulled_after_push;
     {
       std::lock_guard<std::mutex> l2(mu_);
       for (const auto& r : ready_) oldest = std::min(oldest, r->pulled_after_push);
     }
-    while (!pushes_.empty() && pushes_.front().seq <= oldest) pushes_.pop_front();
+    while (!pushes_.empty() && pushes_.front().seq <= oldest) {
+      spare_ids_.push_back(std::move(pushes_.front().ids));
+      pushes_.pop_front();
+    }
   }
-  std::vector<int64_t> ids;
-  std::vector<float> rows;
+  std::vector<int64_t>& ids = refresh_ids_;
+  std::vector<float>& rows = refresh_rows_;
   for (size_t t = 0; t < stale.size(); ++t) {
     auto& pos = stale[t];
     if (pos.empty()) continue;
@@ -207,7 +213,13 @@ void Prefetcher::Recycle(std::unique_ptr<PreparedBatch> batch) {
 void Prefetcher::NotePush(int table, const int64_t* ids, int64_t n) {
   if (depth_ == 0) return;  // nothing is pulled ahead
   std::lock_guard<std::mutex> l(push_mu_);
-  pushes_.push_back({++push_seq_, table, std::vector<int64_t>(ids, ids + n)});
+  std::vector<int64_t> copy;
+  if (!spare_ids_.empty()) {
+    copy = std::move(spare_ids_.back());
+    spare_ids_.pop_back();
+  }
+  copy.assign(ids, ids + n);
+  pushes_.push_back({++push_seq_, table, std::move(copy)});
 }
 
 }  // namespace shardrec::train

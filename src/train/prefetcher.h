@@ -63,7 +63,13 @@ class Prefetcher {
   };
   std::mutex push_mu_;
   std::deque<PushRecord> pushes_;
+  std::vector<std::vector<int64_t>> spare_ids_;  // buffers of dropped records, reused
   uint64_t push_seq_ = 0;
+
+  // Refresh's scratch (consumer thread only).
+  std::vector<std::vector<int32_t>> refresh_stale_;
+  std::vector<int64_t> refresh_ids_;
+  std::vector<float> refresh_rows_;
 
   double refresh_seconds_ = 0;
   std::thread thread_;
