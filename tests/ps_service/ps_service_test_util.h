@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ps/ps_client.h"
+#include "ps/ps_test_util.h"  // Vocab, SameBits
 #include "ps/shard_server.h"
 #include "ps/table_spec.h"
 
@@ -35,16 +36,7 @@ inline std::vector<TableSpec> ServiceTables() {
 }
 
 // `n` distinct ids spread over the int64 range (negative ones too).
-inline std::vector<int64_t> ServiceVocab(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::unordered_set<int64_t> seen;
-  std::vector<int64_t> ids;
-  while (static_cast<int64_t>(ids.size()) < n) {
-    const int64_t id = static_cast<int64_t>(rng());
-    if (seen.insert(id).second) ids.push_back(id);
-  }
-  return ids;
-}
+inline std::vector<int64_t> ServiceVocab(int64_t n, uint64_t seed) { return Vocab(n, seed); }
 
 // Up to `max_n` distinct ids drawn from `vocab`.
 inline std::vector<int64_t> DrawIds(std::mt19937_64& rng, const std::vector<int64_t>& vocab, int max_n) {
@@ -96,8 +88,5 @@ inline std::vector<float> ReadRows(PsClient& ps, int table, const std::vector<in
   return out;
 }
 
-inline bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 }  // namespace shardrec::ps::testing
