@@ -69,6 +69,7 @@ struct BatchPipeline::Impl {
   bool PushBatch(Batch* current);
   bool PushError(std::exception_ptr error);
   void Fail(std::exception_ptr error);
+  void WakeAll();
 
   const FeatureSchema schema;
   const std::vector<std::string> files;
@@ -120,11 +121,7 @@ void BatchPipeline::Impl::Stop() {
     std::lock_guard<std::mutex> lock(mu);
     stopping = true;
   }
-  reader_cv.notify_all();
-  parser_cv.notify_all();
-  assembler_cv.notify_all();
-  consumer_cv.notify_all();
-  space_cv.notify_all();
+  WakeAll();
   for (std::thread& t : threads) t.join();
   threads.clear();
 }
@@ -135,6 +132,11 @@ void BatchPipeline::Impl::Fail(std::exception_ptr error) {
     if (!fatal) fatal = error;
     stopping = true;
   }
+  WakeAll();
+}
+
+// Every thread waiting on the pipeline re-checks `stopping` / `fatal`.
+void BatchPipeline::Impl::WakeAll() {
   reader_cv.notify_all();
   parser_cv.notify_all();
   assembler_cv.notify_all();
