@@ -30,11 +30,26 @@ struct ModelInput {
   int64_t batch_size() const { return dense.defined() ? dense.size(0) : 0; }
 };
 
+enum class TaskKind { kClassification, kRegression };
+
 class Model : public torch::nn::Module {
  public:
-  // Logits: [B] for one task, [B, T] for T tasks. The trainer applies sigmoid / the loss.
+  // The model's raw outputs: [B] for one task, [B, T] for T tasks (logits unless the model's
+  // Predict and Loss say otherwise).
   virtual torch::Tensor forward(const ModelInput& input) = 0;
   virtual int num_tasks() const { return 1; }
+  // Kind of task t: classification tasks report AUC/logloss, regression tasks MSE/MAE.
+  virtual TaskKind task_kind(int /*task*/) const { return TaskKind::kClassification; }
+
+  // The training loss of one batch: `outputs` from forward, `labels` [B, num_labels] float (the
+  // first num_tasks() columns are this model's labels). Default: mean BCE with logits per task,
+  // summed over tasks. Models with auxiliary losses (DIEN) or other heads override it; the
+  // auxiliary terms of the last forward are added here.
+  virtual torch::Tensor Loss(const torch::Tensor& outputs, const torch::Tensor& labels);
+
+  // Per-task predictions [B, T] for metrics: probabilities for classification tasks, values for
+  // regression. Default: sigmoid(outputs).
+  virtual torch::Tensor Predict(const torch::Tensor& outputs);
 };
 
 // Builds the model a validated config names. Throws ConfigError when the model cannot take the

@@ -58,6 +58,20 @@ double LogLoss(const float* probs, const float* labels, int64_t n) {
   return sum / static_cast<double>(n);
 }
 
+double MeanSquaredError(const float* preds, const float* labels, int64_t n) {
+  if (n <= 0) return kNaN;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (static_cast<double>(preds[i]) - labels[i]) * (static_cast<double>(preds[i]) - labels[i]);
+  return sum / static_cast<double>(n);
+}
+
+double MeanAbsoluteError(const float* preds, const float* labels, int64_t n) {
+  if (n <= 0) return kNaN;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::abs(static_cast<double>(preds[i]) - labels[i]);
+  return sum / static_cast<double>(n);
+}
+
 // Weighting follows Torch-RecHub's gauc_score (torch_rechub/basic/metric.py): without explicit
 // weights, a group's weight is its number of samples, and the result is
 // sum(weight * auc) / sum(weight). Torch-RecHub calls sklearn's roc_auc_score on every group,

@@ -19,4 +19,8 @@ double LogLoss(const float* probs, const float* labels, int64_t n);
 // included). NaN when no group holds both classes. O(n log n).
 double Gauc(const float* scores, const float* labels, const uint64_t* groups, int64_t n);
 
+// Mean (p - y)^2 and mean |p - y| of regression tasks. NaN when n == 0.
+double MeanSquaredError(const float* preds, const float* labels, int64_t n);
+double MeanAbsoluteError(const float* preds, const float* labels, int64_t n);
+
 }  // namespace shardrec::train

@@ -190,7 +190,7 @@ MetricSet Trainer::Impl::Evaluate(const DataPart& part, const std::string& label
     while (auto pb = prefetch.Next()) {
       {
         AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/false);
-        torch::Tensor p = torch::sigmoid(model->forward(a.input)).reshape({a.labels.size(0), tasks}).contiguous();
+        torch::Tensor p = model->Predict(model->forward(a.input)).reshape({a.labels.size(0), tasks}).contiguous();
         const float* pp = p.data_ptr<float>();
         const float* lp = pb->batch.labels.data();
         const int nl = pb->batch.num_labels;
@@ -210,6 +210,11 @@ MetricSet Trainer::Impl::Evaluate(const DataPart& part, const std::string& label
   for (int k = 0; k < tasks; ++k) {
     const std::string suffix = tasks == 1 ? "" : "_" + schema.label_columns[k];
     const int64_t n = static_cast<int64_t>(probs[k].size());
+    if (model->task_kind(k) == models::TaskKind::kRegression) {
+      m["mse" + suffix] = MeanSquaredError(probs[k].data(), labels[k].data(), n);
+      m["mae" + suffix] = MeanAbsoluteError(probs[k].data(), labels[k].data(), n);
+      continue;
+    }
     m["auc" + suffix] = Auc(probs[k].data(), labels[k].data(), n);
     m["logloss" + suffix] = LogLoss(probs[k].data(), labels[k].data(), n);
     if (!groups.empty() && static_cast<int64_t>(groups.size()) == n)
@@ -237,7 +242,6 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
     pusher = std::make_unique<AsyncPusher>(ps.get(), job.ps().max_inflight_pushes(),
                                            [&prefetch](std::unique_ptr<PreparedBatch> b) { prefetch.Recycle(std::move(b)); });
 
-  const int tasks = model->num_tasks();
   int64_t expected = sources.approx_train_rows;
   if (t.max_steps_per_epoch() > 0) expected = std::min<int64_t>(expected > 0 ? expected : INT64_MAX, t.max_steps_per_epoch() * t.batch_size());
   Progress progress(progress_mode, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(t.epochs()), expected, t.log_every());
@@ -265,8 +269,7 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, double* step_seconds) {
     {
       AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/true);
       phase("assemble");
-      torch::Tensor logits = model->forward(a.input).reshape({a.labels.size(0), tasks});
-      torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, a.labels.narrow(1, 0, tasks));
+      torch::Tensor loss = model->Loss(model->forward(a.input), a.labels);
       phase("forward");
       optimizer->zero_grad();
       loss.backward();

@@ -118,5 +118,14 @@ TEST(Gauc, MatchesPerGroupBruteForce) {
   EXPECT_NEAR(Gauc(s.data(), y.data(), g.data(), n), weighted / weight, 1e-12);
 }
 
+TEST(RegressionMetrics, HandValues) {
+  const std::vector<float> p = {1.0f, 2.5f, -1.0f};
+  const std::vector<float> y = {0.0f, 2.0f, 1.0f};
+  // errors 1, 0.5, -2: squares 1 + 0.25 + 4, absolutes 1 + 0.5 + 2.
+  EXPECT_NEAR(MeanSquaredError(p.data(), y.data(), 3), 5.25 / 3, 1e-9);
+  EXPECT_NEAR(MeanAbsoluteError(p.data(), y.data(), 3), 3.5 / 3, 1e-9);
+  EXPECT_TRUE(std::isnan(MeanSquaredError(p.data(), y.data(), 0)));
+}
+
 }  // namespace
 }  // namespace shardrec::train
