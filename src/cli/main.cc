@@ -6,7 +6,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cli/eval_command.h"
+#include "cli/export_command.h"
+#include "cli/launch_command.h"
+#include "cli/match_train_command.h"
 #include "cli/ps_command.h"
+#include "cli/train_command.h"
 #include "common/error.h"
 #include "common/process_tuning.h"
 #include "config/config_loader.h"
@@ -19,30 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace shardrec;
-
-std::string DefaultOutputDir(const config::Job& job, const std::string& config_path) {
-  if (job.has_output_dir()) return job.output_dir();
-  std::string name = job.name().empty() ? fs::path(config_path).stem().string() : job.name();
-  return (fs::path("runs") / name).string();
-}
-
-int Train(const std::string& path, const std::vector<std::string>& sets, const std::string& output_dir_flag) {
-  config::Job job = config::LoadJob(path, sets);
-  const std::string out = output_dir_flag.empty() ? DefaultOutputDir(job, path) : output_dir_flag;
-  train::Trainer trainer(job, out);
-  train::TrainReport r = trainer.Run();
-  auto get = [](const train::MetricSet& m, const std::string& k) {
-    auto it = m.find(k);
-    return it == m.end() ? std::string("-") : std::to_string(it->second);
-  };
-  std::cout << "shardrec train: " << (job.name().empty() ? path : job.name()) << " | epochs " << r.epochs.size()
-            << " (best " << r.best_epoch << ") | validation auc " << get(r.validation, "auc") << " logloss "
-            << get(r.validation, "logloss") << " | test auc " << get(r.test, "auc") << " | "
-            << static_cast<int64_t>(r.train_samples_per_sec) << " samples/s (step "
-            << static_cast<int64_t>(r.step_samples_per_sec) << ") | " << (fs::path(out) / "metrics.json").string()
-            << std::endl;
-  return 0;
-}
 
 int Info() {
   dist::AcceleratorInfo acc = dist::ProbeAccelerators();
@@ -64,12 +45,18 @@ int main(int argc, char** argv) {
   CLI::App app{"ShardRec: recommender training with sharded embedding tables"};
   app.require_subcommand(1);
 
-  std::string config_path, output_dir;
+  std::string config_path;
   std::vector<std::string> sets;
-  auto* train = app.add_subcommand("train", "Train the model a config describes (single process, embedded PS shards)");
-  train->add_option("config", config_path, "job config (protobuf text format)")->required();
-  train->add_option("--set", sets, "override a config field: field.path=value (repeatable)");
-  train->add_option("--output-dir", output_dir, "where metrics.json and weights go (default: runs/<name>)");
+  cli::TrainCommandOptions train_options;
+  auto* train = app.add_subcommand(
+      "train", "Train the model a config describes (alone: embedded PS shards; under launch/mpirun/srun: one rank)");
+  train->add_option("config", train_options.config_path, "job config (protobuf text format)")->required();
+  train->add_option("--set", train_options.sets, "override a config field: field.path=value (repeatable)");
+  train->add_option("--output-dir", train_options.output_dir, "where metrics.json and weights go (default: runs/<name>)");
+  train->add_option("--resume", train_options.resume, "continue from this checkpoint (or the newest one in this folder)");
+
+  cli::LaunchCommandOptions launch_options;
+  auto* launch = cli::AddLaunchCommand(app, &launch_options);
 
   auto* validate = app.add_subcommand("validate", "Check a config and print it with defaults resolved");
   validate->add_option("config", config_path, "job config")->required();
@@ -90,6 +77,10 @@ int main(int argc, char** argv) {
 
   cli::PsCommandOptions ps_options;
   auto* ps_cmd = cli::AddPsCommand(app, &ps_options);
+  cli::EvalCommandOptions eval_options;
+  auto* eval = cli::AddEvalCommand(app, &eval_options);
+  cli::ExportCommandOptions export_options;
+  auto* export_cmd = cli::AddExportCommand(app, &export_options);
 
   try {
     app.parse(argc, argv);
@@ -98,7 +89,12 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*train) return Train(config_path, sets, output_dir);
+    if (*train && cli::IsMatchingJob(train_options.config_path, train_options.sets))
+      return cli::RunMatchTrainCommand(train_options);
+    if (*train) return cli::RunTrainCommand(train_options);
+    if (*eval) return cli::RunEvalCommand(eval_options);
+    if (*export_cmd) return cli::RunExportCommand(export_options);
+    if (*launch) return cli::RunLaunchCommand(launch_options);
     if (*validate) {
       config::Job job = config::LoadJob(config_path, sets);
       std::cout << job.DebugString();

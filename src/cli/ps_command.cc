@@ -86,24 +86,9 @@ CLI::App* AddPsCommand(CLI::App& app, PsCommandOptions* o) {
   return ps;
 }
 
-int RunPsCommand(const PsCommandOptions& o) {
-  InstallStopHandlers();  // from here on, SIGTERM/SIGINT mean a graceful shutdown
-
-  config::Job job = config::LoadJob(o.config_path, o.sets);
+std::unique_ptr<ps::ShardServer> StartShardServer(const config::Job& job, const PsCommandOptions& o, int n,
+                                                  std::string* data_dir) {
   const config::Ps& pc = job.ps();
-  int n = o.num_shards;
-  if (n == 0) n = pc.addresses_size() > 0 ? pc.addresses_size() : pc.num_shards();
-  if (n < 1) throw ConfigError("--num-shards " + std::to_string(n) + ": must be >= 1");
-  if (pc.addresses_size() > 0 && n != pc.addresses_size())
-    throw ConfigError(o.config_path + ": field ps.addresses: lists " + std::to_string(pc.addresses_size()) +
-                      " shard(s), but --num-shards is " + std::to_string(n));
-  if (o.shard_id < 0 || o.shard_id >= n)
-    throw ConfigError("--shard-id " + std::to_string(o.shard_id) + ": must be in [0, " + std::to_string(n) +
-                      ") (num_shards " + std::to_string(n) + ")");
-  if (o.port < 0 || o.port > 65535) throw ConfigError("--port " + std::to_string(o.port) + ": must be in [0, 65535]");
-  if (o.cache_bytes < 0) throw ConfigError("--cache-bytes: must be > 0");
-  if (!(o.shutdown_grace_s >= 0)) throw ConfigError("--shutdown-grace: must be >= 0");
-
   std::vector<ps::TableSpec> tables = data::BuildSchema(job).tables;
   if (tables.empty()) throw ConfigError(o.config_path + ": the config has no embedding tables: nothing to serve");
 
@@ -156,6 +141,30 @@ int RunPsCommand(const PsCommandOptions& o) {
   if (token.value.empty() && !Loopback(o.bind))
     std::cerr << "warning: listening on " << o.bind << " without a token: whoever reaches this port can read and "
               << "change the rows (set --token-file or $" << ps::kPsTokenEnv << ")" << std::endl;
+  if (data_dir) *data_dir = store.dir;
+  return server;
+}
+
+int RunPsCommand(const PsCommandOptions& o) {
+  InstallStopHandlers();  // from here on, SIGTERM/SIGINT mean a graceful shutdown
+
+  config::Job job = config::LoadJob(o.config_path, o.sets);
+  const config::Ps& pc = job.ps();
+  int n = o.num_shards;
+  if (n == 0) n = pc.addresses_size() > 0 ? pc.addresses_size() : pc.num_shards();
+  if (n < 1) throw ConfigError("--num-shards " + std::to_string(n) + ": must be >= 1");
+  if (pc.addresses_size() > 0 && n != pc.addresses_size())
+    throw ConfigError(o.config_path + ": field ps.addresses: lists " + std::to_string(pc.addresses_size()) +
+                      " shard(s), but --num-shards is " + std::to_string(n));
+  if (o.shard_id < 0 || o.shard_id >= n)
+    throw ConfigError("--shard-id " + std::to_string(o.shard_id) + ": must be in [0, " + std::to_string(n) +
+                      ") (num_shards " + std::to_string(n) + ")");
+  if (o.port < 0 || o.port > 65535) throw ConfigError("--port " + std::to_string(o.port) + ": must be in [0, 65535]");
+  if (o.cache_bytes < 0) throw ConfigError("--cache-bytes: must be > 0");
+  if (!(o.shutdown_grace_s >= 0)) throw ConfigError("--shutdown-grace: must be >= 0");
+
+  std::string data_dir;
+  std::unique_ptr<ps::ShardServer> server = StartShardServer(job, o, n, &data_dir);
   std::cout << "listening on " << server->address() << std::endl;
 
   std::exception_ptr shutdown_error;
@@ -172,7 +181,7 @@ int RunPsCommand(const PsCommandOptions& o) {
   waiter.join();
   if (shutdown_error) std::rethrow_exception(shutdown_error);
   std::cerr << "shardrec ps: shard " << o.shard_id << " stopped, " << server->store().num_rows() << " rows"
-            << (store.dir.empty() ? "" : " flushed to " + store.dir) << std::endl;
+            << (data_dir.empty() ? "" : " flushed to " + data_dir) << std::endl;
   return 0;
 }
 

@@ -12,8 +12,16 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
 namespace CLI {
 class App;
+}
+namespace shardrec::config {
+class Job;
+}
+namespace shardrec::ps {
+class ShardServer;
 }
 
 namespace shardrec::cli {
@@ -41,5 +49,12 @@ CLI::App* AddPsCommand(CLI::App& app, PsCommandOptions* options);
 // for a bad config or bad flags (exit code 2), shardrec::UserError for other things a user can
 // fix (a data dir of another shard or other tables, a bad token file, a busy port).
 int RunPsCommand(const PsCommandOptions& options);
+
+// Opens shard `options.shard_id` of `num_shards` for `job` (restoring it first when asked) and
+// starts serving it; logs the start-up line on stderr; *data_dir receives its folder (empty:
+// memory only). What `shardrec ps` and the PS ranks of an mpirun/srun job run. Throws
+// ConfigError / UserError as RunPsCommand.
+std::unique_ptr<ps::ShardServer> StartShardServer(const config::Job& job, const PsCommandOptions& options,
+                                                  int num_shards, std::string* data_dir = nullptr);
 
 }  // namespace shardrec::cli

@@ -56,12 +56,14 @@ void ChunkParser::Parse(Chunk* chunk, ParsedChunk* out) {
   char* const end = p + chunk->text.size();
   const bool has_quotes = std::memchr(p, '"', chunk->text.size()) != nullptr;
   const bool all = split_.part == SplitSpec::Part::kAll;
+  const int64_t workers = std::max(1, split_.num_workers);
   int64_t line = chunk->first_line;
   std::string error;
   while (p < end) {
     const int64_t record_line = line;
-    if (!all && SplitPartOf(split_, layout.file_index, record_line) != split_.part) {
-      // Not in the requested part: skip the record without parsing it.
+    if ((!all && SplitPartOf(split_, layout.file_index, record_line) != split_.part) ||
+        (workers > 1 && record_line % workers != split_.worker_index)) {
+      // Not in the requested part or another worker's: skip the record without parsing it.
       if (!has_quotes) {
         char* nl = static_cast<char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
         p = nl ? nl + 1 : end;

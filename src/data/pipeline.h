@@ -20,6 +20,11 @@ struct SplitSpec {
   Part part = Part::kAll;
   double validation_fraction = 0.0;
   double test_fraction = 0.0;
+  // Data-parallel workers: this reader keeps the records whose line number % num_workers ==
+  // worker_index, so W workers read disjoint parts that together are the whole file, and worker
+  // batches of B rows in file order together hold what one reader's batch of W * B rows holds.
+  int worker_index = 0;
+  int num_workers = 1;
 };
 
 struct PipelineOptions {

@@ -57,6 +57,11 @@ struct CommunicatorOptions {
   // neither.
   int cuda_device = 0;
   Backend nccl_bootstrap = Backend::kGloo;
+
+  // MPI: -1 = all of MPI_COMM_WORLD. Otherwise MPI_Comm_split by this color (collective over
+  // WORLD: every rank must create its communicator at the same point), and rank/size are within
+  // the ranks of the same color (e.g. the workers of a job whose first ranks serve PS shards).
+  int mpi_color = -1;
 };
 
 class Communicator {

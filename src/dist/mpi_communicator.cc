@@ -5,6 +5,8 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -48,9 +50,11 @@ class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(const CommunicatorOptions& o) {
     EnsureMpiInitialized();
-    // A private duplicate: our error handler and traffic don't touch the application's WORLD.
-    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
-    if (rc != MPI_SUCCESS) ThrowCommError(Backend::kMpi, o.rank, o.size, "MPI_Comm_dup: " + MpiErrorString(rc));
+    // A private duplicate (or split): our error handler and traffic don't touch the application's
+    // WORLD.
+    int rc = o.mpi_color < 0 ? MPI_Comm_dup(MPI_COMM_WORLD, &comm_) : MPI_Comm_split(MPI_COMM_WORLD, o.mpi_color, 0, &comm_);
+    if (rc != MPI_SUCCESS)
+      ThrowCommError(Backend::kMpi, o.rank, o.size, std::string(o.mpi_color < 0 ? "MPI_Comm_dup: " : "MPI_Comm_split: ") + MpiErrorString(rc));
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -80,7 +84,20 @@ class MpiCommunicator final : public Communicator {
     ForChunks(n, [&](size_t off, int count) { Check("MPI_Bcast", MPI_Bcast(data + off, count, MPI_FLOAT, root, comm_)); });
   }
 
-  void Barrier() override { Check("MPI_Barrier", MPI_Barrier(comm_)); }
+  // Open MPI's blocking calls spin on a core while they wait; a barrier may wait long (PS ranks
+  // wait in one for the whole run), so it polls with sleeps instead.
+  void Barrier() override {
+    MPI_Request req;
+    Check("MPI_Ibarrier", MPI_Ibarrier(comm_, &req));
+    int done = 0;
+    auto pause = std::chrono::microseconds(20);
+    for (;;) {
+      Check("MPI_Test", MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+      if (done) return;
+      std::this_thread::sleep_for(pause);
+      pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(50));
+    }
+  }
 
   void Allgather(const float* in, size_t n, float* out) override { AllgatherBytes(in, n * sizeof(float), out); }
 

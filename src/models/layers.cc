@@ -120,6 +120,7 @@ MlpOptions MlpOptionsFromConfig(const config::Mlp& config, const std::vector<int
   o.dropout_rates.assign(config.dropout_rates().begin(), config.dropout_rates().end());
   o.activation = ToActivationKind(config.activation());
   o.output_layer = output_layer;
+  o.batch_norm = config.batch_norm();
   return o;
 }
 
@@ -132,7 +133,7 @@ MLPImpl::MLPImpl(int64_t input_dim, MlpOptions options)
     const int64_t width = options_.dims[i];
     Hidden h;
     h.linear = register_module("linear" + n, torch::nn::Linear(output_dim_, width));
-    h.bn = register_module("bn" + n, torch::nn::BatchNorm1d(width));
+    if (options_.batch_norm) h.bn = register_module("bn" + n, torch::nn::BatchNorm1d(width));
     h.act = register_module("act" + n, Activation(options_.activation));
     h.dropout = options_.DropoutOf(i);
     hidden_.push_back(std::move(h));
@@ -149,7 +150,8 @@ torch::Tensor MLPImpl::forward(torch::Tensor x) {
   for (Hidden& h : hidden_) {
     // The batch-norm output is a fresh tensor that nothing else holds, so the activation may work
     // in place (batch norm's backward needs its input, not its output).
-    x = h.act->forward_(h.bn->forward(h.linear->forward(x)));
+    x = h.linear->forward(x);
+    x = h.act->forward_(h.bn ? h.bn->forward(x) : x);
     // Out of place: relu, sigmoid and tanh keep their output for the backward pass.
     if (train && h.dropout > 0) x = Dropout(x, h.dropout);
   }

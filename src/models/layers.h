@@ -70,6 +70,7 @@ struct MlpOptions {
   std::vector<double> dropout_rates;  // ... unless given per layer (then one per dim)
   ActivationKind activation = ActivationKind::kRelu;
   bool output_layer = true;  // append Linear(dims.back(), 1)
+  bool batch_norm = true;    // BatchNorm1d after each hidden Linear (the reference MLP's)
 
   double DropoutOf(size_t layer) const { return dropout_rates.empty() ? dropout : dropout_rates[layer]; }
 };

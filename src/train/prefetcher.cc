@@ -7,8 +7,13 @@
 namespace shardrec::train {
 
 Prefetcher::Prefetcher(const data::FeatureSchema& schema, data::BatchPipeline* pipeline, ps::PsClient* ps, int depth,
-                       bool read_only)
-    : schema_(schema), pipeline_(pipeline), ps_(ps), depth_(static_cast<size_t>(std::max(0, depth))), read_only_(read_only) {
+                       bool read_only, bool pull_ahead)
+    : schema_(schema),
+      pipeline_(pipeline),
+      ps_(ps),
+      depth_(static_cast<size_t>(std::max(0, depth))),
+      read_only_(read_only),
+      pull_ahead_(pull_ahead || read_only) {
   if (depth_ > 0) thread_ = std::thread([this] { Loop(); });
 }
 
@@ -115,21 +120,37 @@ void Prefetcher::Prepare(PreparedBatch* pb) {
       if (p == kPad) p = pad;
   }
 
-  {
-    std::lock_guard<std::mutex> l(push_mu_);
-    pb->pulled_after_push = push_seq_;
-  }
   for (size_t t = 0; t < pb->tables.size(); ++t) {
     TableRows& table = pb->tables[t];
     const int dim = schema_.tables[t].dim;
     const int64_t n = static_cast<int64_t>(table.ids.size());
     table.rows.resize((n + 1) * dim);
     std::memset(table.rows.data() + n * dim, 0, sizeof(float) * dim);
+  }
+  pb->rows_pulled = false;
+  // Without pull-ahead the rows are pulled when the batch is handed out (Refresh); depth 0 hands
+  // it out right now.
+  if (pull_ahead_ || depth_ == 0) PullAll(pb);
+}
+
+void Prefetcher::PullAll(PreparedBatch* pb) {
+  {
+    std::lock_guard<std::mutex> l(push_mu_);
+    pb->pulled_after_push = push_seq_;
+  }
+  for (size_t t = 0; t < pb->tables.size(); ++t) {
+    TableRows& table = pb->tables[t];
+    const int64_t n = static_cast<int64_t>(table.ids.size());
     if (n > 0) ps_->Pull(static_cast<int>(t), table.ids.data(), n, table.rows.data(), read_only_);
   }
+  pb->rows_pulled = true;
 }
 
 void Prefetcher::Refresh(PreparedBatch* pb) {
+  if (!pb->rows_pulled) {
+    PullAll(pb);
+    return;
+  }
   // Scratch kept across calls (consumer thread only): no allocation per batch once warm.
   std::vector<std::vector<int32_t>>& stale = refresh_stale_;
   stale.resize(pb->tables.size());
@@ -211,7 +232,7 @@ void Prefetcher::Recycle(std::unique_ptr<PreparedBatch> batch) {
 }
 
 void Prefetcher::NotePush(int table, const int64_t* ids, int64_t n) {
-  if (depth_ == 0) return;  // nothing is pulled ahead
+  if (depth_ == 0 || !pull_ahead_) return;  // nothing is pulled ahead
   std::lock_guard<std::mutex> l(push_mu_);
   std::vector<int64_t> copy;
   if (!spare_ids_.empty()) {

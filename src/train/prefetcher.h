@@ -21,8 +21,12 @@ namespace shardrec::train {
 class Prefetcher {
  public:
   // `read_only`: evaluation; rows of unseen ids are not created on the PS.
+  // `pull_ahead` false: the background thread reads and dedups batches but pulls their rows only
+  // when Next() hands them out. Synchronous multi-worker training needs this: the rows a step
+  // trains on must include every worker's pushes of the step before, which exist only once all
+  // workers passed the step's barrier.
   Prefetcher(const data::FeatureSchema& schema, data::BatchPipeline* pipeline, ps::PsClient* ps, int depth,
-             bool read_only);
+             bool read_only, bool pull_ahead = true);
   ~Prefetcher();
 
   // The next ready batch, or nullptr at the end of the data. Rethrows reader/PS errors.
@@ -41,12 +45,14 @@ class Prefetcher {
   void Loop();
   void Prepare(PreparedBatch* pb);
   void Refresh(PreparedBatch* pb);
+  void PullAll(PreparedBatch* pb);
 
   const data::FeatureSchema& schema_;
   data::BatchPipeline* pipeline_;
   ps::PsClient* ps_;
   const size_t depth_;
   const bool read_only_;
+  const bool pull_ahead_;
 
   std::mutex mu_;
   std::condition_variable ready_cv_, space_cv_;

@@ -30,6 +30,7 @@ struct PreparedBatch {
   std::vector<TableRows> tables;        // by table index
   std::vector<FeatureIndex> features;   // by sparse_index
   uint64_t pulled_after_push = 0;       // pushes this client had made when the rows were pulled
+  bool rows_pulled = false;             // false: ids are indexed, rows not pulled yet
 };
 
 }  // namespace shardrec::train

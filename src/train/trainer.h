@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "shardrec/config.pb.h"
+#include "train/worker_group.h"
 
 namespace shardrec::train {
 
@@ -23,8 +24,9 @@ struct EpochReport {
   int64_t bad_lines = 0;  // malformed lines skipped (data.skip_bad_lines)
   int64_t steps = 0;
   // Seconds spent per phase of the step loop: wait (for the prefetched batch), refresh (re-pull of
-  // prefetched rows this worker pushed since, sync mode), assemble,
-  // forward, backward, push (sparse gradients to the PS), optimizer (dense step).
+  // prefetched rows this worker pushed since, sync mode), assemble, forward, backward, sync
+  // (gradient allreduce left after backward, multi-worker), push (sparse gradients to the PS,
+  // and the workers' barrier in sync mode), optimizer (dense step).
   std::map<std::string, double> phase_seconds;
   MetricSet validation;
 };
@@ -38,15 +40,29 @@ struct TrainReport {
   MetricSet test;
   double train_samples_per_sec = 0;  // end to end, waiting on data included
   double step_samples_per_sec = 0;   // inside the step only
-  int64_t train_samples = 0;
+  int64_t train_samples = 0;  // over all workers
+  int num_workers = 1;
+  int64_t checkpoints_written = 0;
+  std::string resumed_from;  // the checkpoint this run continued, if any
   int64_t ps_rows = 0;
   // Summed over shards at the end of the run.
   int64_t ps_rows_cached = 0, ps_cache_hits = 0, ps_cache_misses = 0, ps_evictions = 0, ps_rocksdb_bytes = 0;
 };
 
+struct TrainerOptions {
+  // Data-parallel workers: each reads its 1/W of the data, dense gradients are averaged through
+  // workers.comm, sparse ones go to the (remote) PS scaled by 1/W. Only the chief (rank 0) writes
+  // files (metrics.json, dense.pt, checkpoints).
+  WorkerGroup workers;
+  // A checkpoint folder, or a folder of checkpoints (the newest complete one is taken), to
+  // continue a job of the same shape from. Remote PS shards must have been restored from its ps/
+  // part by whoever started them (`shardrec launch --resume` does).
+  std::string resume_from;
+};
+
 class Trainer {
  public:
-  Trainer(config::Job job, std::string output_dir);
+  Trainer(config::Job job, std::string output_dir, TrainerOptions options = {});
   ~Trainer();
 
   // Trains and evaluates; writes metrics.json and the dense weights (dense.pt) to the output dir.
