@@ -301,3 +301,63 @@ TEST_F(LaunchTest, ResumeAfterAKilledWorkerFinishesLikeAnUninterruptedRun) {
 }
 
 }  // namespace
+
+namespace {
+
+// What srun (or torchrun) starts: N copies of `shardrec train` that know only their rank from
+// the environment. Rank 0 serves the PS shard, ranks 1-2 train; addresses go through the file
+// store in the rendezvous folder (no MPI here).
+TEST_F(LaunchTest, SrunStyleRanksFindTheirPsWithoutALauncher) {
+  const std::string out = dir_ + "/srun";
+  std::vector<std::string> s = Sets(out, 20000, false);
+  s.insert(s.end(), {"trainer.epochs=1", "trainer.batch_size=256", "dist.num_ps=1", "trainer.num_threads=1",
+                     "dist.rendezvous_dir=" + dir_ + "/rendezvous"});
+  std::vector<pid_t> pids;
+  std::vector<std::string> logs;
+  const std::vector<std::string> argv = WithSets({kBinary, "train", kConfig, "--output-dir", out}, s);
+  for (int r = 0; r < 3; ++r) {
+    logs.push_back(dir_ + "/rank" + std::to_string(r) + ".log");
+    const pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      setenv("SLURM_PROCID", std::to_string(r).c_str(), 1);
+      setenv("SLURM_NTASKS", "3", 1);
+      setenv("SLURM_LOCALID", std::to_string(r).c_str(), 1);
+      setenv("SLURM_JOB_ID", "4242", 1);
+      setenv("SLURM_STEP_ID", "0", 1);
+      freopen(logs.back().c_str(), "w", stdout);
+      dup2(1, 2);
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  std::string report;
+  bool ok = true;
+  const auto deadline = Clock::now() + std::chrono::seconds(180);
+  for (size_t i = 0; i < pids.size(); ++i) {
+    int status = 0;
+    while (waitpid(pids[i], &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        for (pid_t p : pids) kill(-p, SIGKILL);
+        waitpid(pids[i], &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::ifstream in(logs[i]);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    report += "rank " + std::to_string(i) + ":\n" + ss.str();
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  ASSERT_TRUE(ok) << report;
+  EXPECT_NE(report.find("over 2 workers"), std::string::npos) << report;
+  EXPECT_GT(ValidationAuc(out), 0.65) << report;
+}
+
+}  // namespace
