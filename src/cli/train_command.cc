@@ -147,17 +147,28 @@ int RunTrainCommand(const TrainCommandOptions& o) {
 
   // mpirun / srun / torchrun: this process is a PS rank or a worker rank.
   const bool external_ps = job.ps().addresses_size() > 0;
-  const int num_ps = external_ps ? 0 : job.dist().num_ps();
-  if (id.world_size - num_ps < 1)
-    throw ConfigError(o.config_path + ": field dist.num_ps: " + std::to_string(num_ps) + " PS ranks leave no worker among " +
-                      std::to_string(id.world_size) + " processes");
+  const bool per_node = job.dist().ps_per_node() && !external_ps;
   const bool under_mpi = id.source == "openmpi" || id.source == "pmi";
   const dist::Backend exchange = under_mpi ? dist::Backend::kMpi : dist::Backend::kGloo;
   const std::string host = job.dist().host() == "auto" ? AdvertisedHost(job) : job.dist().host();
-  // Everyone: the address exchange and, at the end, the barrier that lets the PS ranks stop.
-  // Its timeout covers the whole run (PS ranks wait in it); mpirun/srun end the job when a rank dies.
+  // Everyone: the role exchange, the address exchange and, at the end, the barrier that lets the
+  // PS ranks stop. Its timeout covers the whole run (PS ranks wait in it); mpirun/srun end the
+  // job when a rank dies.
   auto world = Connect(exchange, id.rank, id.world_size, -1, rendezvous, run_id + "-world", 30.0 * 24 * 3600, host);
-  const bool is_ps = id.rank < num_ps;
+  // Roles: the first dist.num_ps ranks, or the first rank of every machine (dist.ps_per_node).
+  const char mine_ps = external_ps ? 0 : per_node ? (id.local_rank == 0) : (id.rank < job.dist().num_ps());
+  std::vector<char> roles(static_cast<size_t>(id.world_size));
+  world->AllgatherBytes(&mine_ps, 1, roles.data());
+  int num_ps = 0, shard = -1, worker_rank = -1, workers = 0;
+  for (int r = 0; r < id.world_size; ++r) {
+    int& count = roles[r] ? num_ps : workers;
+    if (r == id.rank) (roles[r] ? shard : worker_rank) = count;
+    ++count;
+  }
+  if (workers < 1)
+    throw ConfigError(o.config_path + ": field dist.num_ps: " + std::to_string(num_ps) + " PS ranks leave no worker among " +
+                      std::to_string(id.world_size) + " processes");
+  const bool is_ps = mine_ps != 0;
   std::string resume_folder;
   if (!o.resume.empty()) resume_folder = train::FindCheckpoint(o.resume);
 
@@ -166,13 +177,13 @@ int RunTrainCommand(const TrainCommandOptions& o) {
   std::unique_ptr<ps::ShardServer> server;
   if (is_ps) {
     PsCommandOptions po;
-    po.shard_id = id.rank;
+    po.shard_id = shard;
     po.port = 0;
     po.bind = job.dist().host() == "auto" ? "0.0.0.0" : (host.empty() ? "127.0.0.1" : host);
     po.data_dir = (fs::path(job.ps().has_data_dir() ? job.ps().data_dir() : (fs::path(out) / "ps").string()) /
-                   ("shard-" + std::to_string(id.rank))).string();
+                   ("shard-" + std::to_string(shard))).string();
     if (!resume_folder.empty()) {
-      po.restore_from = (fs::path(resume_folder) / "ps" / ("shard-" + std::to_string(id.rank))).string();
+      po.restore_from = (fs::path(resume_folder) / "ps" / ("shard-" + std::to_string(shard))).string();
     } else {
       fs::remove_all(po.data_dir);  // a new run starts from fresh tables
     }
@@ -183,17 +194,16 @@ int RunTrainCommand(const TrainCommandOptions& o) {
     std::strncpy(mine.data(), addr.c_str(), kAddressBytes - 1);
   }
   world->AllgatherBytes(mine.data(), kAddressBytes, all.data());
-  if (!external_ps)
-    for (int r = 0; r < num_ps; ++r) job.mutable_ps()->add_addresses(std::string(all.data() + r * kAddressBytes));
+  for (int r = 0; r < id.world_size; ++r)
+    if (roles[r]) job.mutable_ps()->add_addresses(std::string(all.data() + r * kAddressBytes));  // in shard order
 
   // The workers' own communicator (MPI: a split of WORLD, which every rank must join).
-  const int workers = id.world_size - num_ps;
   std::unique_ptr<dist::Communicator> comm;
   const dist::Backend backend = WorkerBackend(job, under_mpi);
   if (backend == dist::Backend::kMpi)
     comm = Connect(backend, -1, -1, is_ps ? 0 : 1, rendezvous, "", timeout, host);
   else if (!is_ps)
-    comm = Connect(backend, id.rank - num_ps, workers, -1, rendezvous, run_id + "-workers", timeout, host);
+    comm = Connect(backend, worker_rank, workers, -1, rendezvous, run_id + "-workers", timeout, host);
 
   int rc = 0;
   if (is_ps) {
@@ -202,11 +212,11 @@ int RunTrainCommand(const TrainCommandOptions& o) {
     server->Wait();
   } else {
     job.mutable_dist()->set_num_workers(workers);
-    topts.workers = {id.rank - num_ps, workers, comm.get()};
+    topts.workers = {worker_rank, workers, comm.get()};
     topts.resume_from = resume_folder;
     train::Trainer trainer(job, out, topts);
     train::TrainReport r = trainer.Run();
-    if (id.rank == num_ps) PrintSummary(job, o.config_path, out, r);
+    if (worker_rank == 0) PrintSummary(job, o.config_path, out, r);
     world->Barrier();
   }
   return rc;

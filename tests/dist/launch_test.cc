@@ -304,29 +304,25 @@ TEST_F(LaunchTest, ResumeAfterAKilledWorkerFinishesLikeAnUninterruptedRun) {
 
 namespace {
 
-// What srun (or torchrun) starts: N copies of `shardrec train` that know only their rank from
-// the environment. Rank 0 serves the PS shard, ranks 1-2 train; addresses go through the file
-// store in the rendezvous folder (no MPI here).
-TEST_F(LaunchTest, SrunStyleRanksFindTheirPsWithoutALauncher) {
-  const std::string out = dir_ + "/srun";
-  std::vector<std::string> s = Sets(out, 20000, false);
-  s.insert(s.end(), {"trainer.epochs=1", "trainer.batch_size=256", "dist.num_ps=1", "trainer.num_threads=1",
-                     "dist.rendezvous_dir=" + dir_ + "/rendezvous"});
+// Starts `shardrec train` once per entry of local_ids as srun would (SLURM_PROCID = index,
+// SLURM_LOCALID = the entry), waits for all; returns every rank's log, and whether all exited 0.
+std::pair<bool, std::string> RunSrunStyle(const std::vector<int>& local_ids, const std::vector<std::string>& argv,
+                                          const std::string& dir) {
   std::vector<pid_t> pids;
   std::vector<std::string> logs;
-  const std::vector<std::string> argv = WithSets({kBinary, "train", kConfig, "--output-dir", out}, s);
-  for (int r = 0; r < 3; ++r) {
-    logs.push_back(dir_ + "/rank" + std::to_string(r) + ".log");
+  const int n = static_cast<int>(local_ids.size());
+  for (int r = 0; r < n; ++r) {
+    logs.push_back(dir + "/rank" + std::to_string(r) + ".log");
     const pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       setenv("SLURM_PROCID", std::to_string(r).c_str(), 1);
-      setenv("SLURM_NTASKS", "3", 1);
-      setenv("SLURM_LOCALID", std::to_string(r).c_str(), 1);
+      setenv("SLURM_NTASKS", std::to_string(n).c_str(), 1);
+      setenv("SLURM_LOCALID", std::to_string(local_ids[r]).c_str(), 1);
       setenv("SLURM_JOB_ID", "4242", 1);
       setenv("SLURM_STEP_ID", "0", 1);
-      freopen(logs.back().c_str(), "w", stdout);
+      if (!freopen(logs.back().c_str(), "w", stdout)) _exit(126);
       dup2(1, 2);
       std::vector<char*> args;
       for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -355,9 +351,37 @@ TEST_F(LaunchTest, SrunStyleRanksFindTheirPsWithoutALauncher) {
     report += "rank " + std::to_string(i) + ":\n" + ss.str();
     ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
+  return {ok, report};
+}
+
+// What srun (or torchrun) starts: N copies of `shardrec train` that know only their rank from
+// the environment. Rank 0 serves the PS shard, ranks 1-2 train; addresses go through the file
+// store in the rendezvous folder (no MPI here).
+TEST_F(LaunchTest, SrunStyleRanksFindTheirPsWithoutALauncher) {
+  const std::string out = dir_ + "/srun";
+  std::vector<std::string> s = Sets(out, 20000, false);
+  s.insert(s.end(), {"trainer.epochs=1", "trainer.batch_size=256", "dist.num_ps=1", "trainer.num_threads=1",
+                     "dist.rendezvous_dir=" + dir_ + "/rendezvous"});
+  auto [ok, report] = RunSrunStyle({0, 1, 2}, WithSets({kBinary, "train", kConfig, "--output-dir", out}, s), dir_);
   ASSERT_TRUE(ok) << report;
   EXPECT_NE(report.find("over 2 workers"), std::string::npos) << report;
   EXPECT_GT(ValidationAuc(out), 0.65) << report;
+}
+
+// dist.ps_per_node: two "machines" of two ranks each (SLURM_LOCALID 0, 1, 0, 1): ranks 0 and 2
+// serve shards 0 and 1, ranks 1 and 3 are workers 0 and 1.
+TEST_F(LaunchTest, PsPerNodePutsAShardOnEveryMachine) {
+  const std::string out = dir_ + "/pernode";
+  std::vector<std::string> s = Sets(out, 20000, false);
+  s.insert(s.end(), {"trainer.epochs=1", "trainer.batch_size=256", "dist.ps_per_node=true", "trainer.num_threads=1",
+                     "dist.rendezvous_dir=" + dir_ + "/rendezvous"});
+  auto [ok, report] = RunSrunStyle({0, 1, 0, 1}, WithSets({kBinary, "train", kConfig, "--output-dir", out}, s), dir_);
+  ASSERT_TRUE(ok) << report;
+  const size_t r1 = report.find("rank 1:"), r2 = report.find("rank 2:"), r3 = report.find("rank 3:");
+  EXPECT_NE(report.substr(0, r1).find("shard 0 of 2"), std::string::npos) << report;
+  EXPECT_NE(report.substr(r2, r3 - r2).find("shard 1 of 2"), std::string::npos) << report;
+  EXPECT_NE(report.substr(r1, r2 - r1).find("over 2 workers"), std::string::npos) << "worker 0 reports\n" << report;
+  EXPECT_TRUE(fs::exists(out + "/ps/shard-1"));
 }
 
 }  // namespace
