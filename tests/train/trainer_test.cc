@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "config/config_loader.h"
@@ -81,6 +82,47 @@ TEST(Trainer, PrefetchIsInvisibleToTraining) {
   TrainReport a = run(0), b = run(3);
   EXPECT_DOUBLE_EQ(a.epochs[0].train_loss, b.epochs[0].train_loss);
   EXPECT_DOUBLE_EQ(a.validation.at("logloss"), b.validation.at("logloss"));
+}
+
+// A job resumed from a mid-epoch checkpoint (PS shards, dense weights, optimizer state, data
+// position) ends where the uninterrupted job ended (dropout masks differ after the resume).
+TEST(Trainer, ResumeFromMidEpochCheckpointFinishesLikeTheWholeRun) {
+  const std::string dir = testing::TempDir("trainer-resume");
+  config::Job job = config::ParseJob(CtrJob("deepfm", 20000), "inline.pbtxt",
+                                     {"trainer.checkpoint_every_steps=10", "trainer.keep_checkpoints=100"});
+  TrainReport whole = Trainer(job, dir).Run();
+  EXPECT_GT(whole.checkpoints_written, 4);
+  // A checkpoint inside the second epoch.
+  std::string mid;
+  int64_t mid_step = 0;
+  for (const auto& e : fs::directory_iterator(dir + "/checkpoints")) {
+    const std::string manifest = ReadFile(e.path().string() + "/manifest.pbtxt");
+    std::smatch m;
+    if (manifest.find("\nepoch: 1\n") != std::string::npos &&
+        std::regex_search(manifest, m, std::regex("\nstep: ([0-9]+)\n")) && std::stoll(m[1]) > 0) {
+      mid = e.path();
+      mid_step = std::stoll(m[1]);
+    }
+  }
+  ASSERT_FALSE(mid.empty()) << "no checkpoint inside epoch 2";
+  TrainerOptions o;
+  o.resume_from = mid;
+  TrainReport resumed = Trainer(job, dir, o).Run();
+  EXPECT_EQ(resumed.resumed_from, mid);
+  ASSERT_EQ(resumed.epochs.size(), 2u);
+  EXPECT_EQ(resumed.epochs[0].train_samples, whole.epochs[0].train_samples);  // epoch 1 comes from the manifest
+  EXPECT_EQ(resumed.epochs[1].train_samples, whole.epochs[1].train_samples - mid_step * 512);
+  EXPECT_NEAR(resumed.validation.at("auc"), whole.validation.at("auc"), 0.005);
+  // A damaged manifest is refused with its file and line.
+  std::ofstream(mid + "/manifest.pbtxt") << "epoch: 1\nstep: banana\n";
+  o.resume_from = mid;
+  try {
+    Trainer(job, dir, o).Run();
+    ADD_FAILURE() << "a damaged manifest was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(mid + "/manifest.pbtxt:2"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 // ASYNC consistency applies pushes behind the steps; it must still learn, and every push must be
