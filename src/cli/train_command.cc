@@ -16,6 +16,7 @@
 #include "dist/communicator.h"
 #include "dist/rendezvous.h"
 #include "ps/shard_server.h"
+#include "train/device.h"
 #include "train/job_checkpoint.h"
 #include "train/trainer.h"
 
@@ -54,17 +55,24 @@ void PrintSummary(const config::Job& job, const std::string& path, const std::st
             << (fs::path(out) / "metrics.json").string() << std::endl;
 }
 
-dist::Backend WorkerBackend(const config::Job& job, bool under_mpi) {
+// The workers' collective backend. GradSync keeps its buckets where the parameters are, so GPU
+// replicas need NCCL and host replicas Gloo or MPI.
+dist::Backend WorkerBackend(const config::Job& job, bool under_mpi, bool on_gpu) {
+  if (on_gpu && job.dist().backend() != config::Dist::AUTO && job.dist().backend() != config::Dist::NCCL)
+    throw ConfigError("field dist.backend: the dense part trains on the GPU (trainer.device), whose gradients NCCL averages; "
+                      "use NCCL or AUTO (or trainer.device: \"cpu\")");
   switch (job.dist().backend()) {
     case config::Dist::MPI:
       if (!under_mpi)
         throw ConfigError("field dist.backend: MPI needs the job to run under mpirun (this process was not started by it); use GLOO");
       return dist::Backend::kMpi;
     case config::Dist::NCCL:
-      // The dense replicas live where LibTorch runs them; this build's LibTorch is CPU-only.
-      throw ConfigError("field dist.backend: NCCL averages GPU tensors, and this build trains the dense part on the CPU; use GLOO or MPI");
+      if (!on_gpu)
+        throw ConfigError("field dist.backend: NCCL averages GPU tensors, and the dense part trains on the CPU here "
+                          "(trainer.device, or a LibTorch without CUDA); use GLOO or MPI");
+      return dist::Backend::kNccl;
     default:
-      return dist::Backend::kGloo;
+      return on_gpu ? dist::Backend::kNccl : dist::Backend::kGloo;
   }
 }
 
@@ -79,7 +87,8 @@ std::string LauncherRunId() {
 }
 
 std::unique_ptr<dist::Communicator> Connect(dist::Backend backend, int rank, int size, int mpi_color, const std::string& store_dir,
-                                            const std::string& prefix, double timeout_s, const std::string& host) {
+                                            const std::string& prefix, double timeout_s, const std::string& host,
+                                            int cuda_device = 0) {
   dist::CommunicatorOptions o;
   o.backend = backend;
   o.rank = backend == dist::Backend::kMpi ? -1 : rank;
@@ -89,7 +98,10 @@ std::unique_ptr<dist::Communicator> Connect(dist::Backend backend, int rank, int
   o.store_prefix = prefix;
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (!host.empty()) o.hostname = host;
-  if (backend == dist::Backend::kGloo) fs::create_directories(store_dir);
+  // NCCL's unique id goes through the gloo file store: an MPI bootstrap would involve the PS ranks.
+  o.cuda_device = cuda_device;
+  o.nccl_bootstrap = dist::Backend::kGloo;
+  if (backend != dist::Backend::kMpi) fs::create_directories(store_dir);
   return dist::MakeCommunicator(o);
 }
 
@@ -136,9 +148,10 @@ int RunTrainCommand(const TrainCommandOptions& o) {
   // addresses in the config overrides.
   if (id.source == "shardrec") {
     job.mutable_dist()->set_num_workers(id.world_size);
-    auto comm = Connect(WorkerBackend(job, false), id.rank, id.world_size, -1, rendezvous, run_id + "-workers", timeout,
-                        job.dist().host() == "auto" ? AdvertisedHost(job) : job.dist().host());
-    topts.workers = {id.rank, id.world_size, comm.get()};
+    const torch::Device device = train::ResolveDevice(job.trainer().device(), id.local_rank);
+    auto comm = Connect(WorkerBackend(job, false, device.is_cuda()), id.rank, id.world_size, -1, rendezvous, run_id + "-workers",
+                        timeout, job.dist().host() == "auto" ? AdvertisedHost(job) : job.dist().host(), device.index());
+    topts.workers = {id.rank, id.world_size, comm.get(), id.local_rank};
     train::Trainer trainer(job, out, topts);
     train::TrainReport r = trainer.Run();
     if (id.rank == 0) PrintSummary(job, o.config_path, out, r);
@@ -199,11 +212,13 @@ int RunTrainCommand(const TrainCommandOptions& o) {
 
   // The workers' own communicator (MPI: a split of WORLD, which every rank must join).
   std::unique_ptr<dist::Communicator> comm;
-  const dist::Backend backend = WorkerBackend(job, under_mpi);
+  const torch::Device device = is_ps ? torch::Device(torch::kCPU) : train::ResolveDevice(job.trainer().device(), id.local_rank);
+  // Every rank agrees on the backend (an MPI split must be joined by all of WORLD).
+  const dist::Backend backend = WorkerBackend(job, under_mpi, device.is_cuda() || (is_ps && job.dist().backend() == config::Dist::NCCL));
   if (backend == dist::Backend::kMpi)
     comm = Connect(backend, -1, -1, is_ps ? 0 : 1, rendezvous, "", timeout, host);
   else if (!is_ps)
-    comm = Connect(backend, worker_rank, workers, -1, rendezvous, run_id + "-workers", timeout, host);
+    comm = Connect(backend, worker_rank, workers, -1, rendezvous, run_id + "-workers", timeout, host, device.index());
 
   int rc = 0;
   if (is_ps) {
@@ -212,7 +227,7 @@ int RunTrainCommand(const TrainCommandOptions& o) {
     server->Wait();
   } else {
     job.mutable_dist()->set_num_workers(workers);
-    topts.workers = {worker_rank, workers, comm.get()};
+    topts.workers = {worker_rank, workers, comm.get(), id.local_rank};
     topts.resume_from = resume_folder;
     train::Trainer trainer(job, out, topts);
     train::TrainReport r = trainer.Run();

@@ -45,7 +45,7 @@ void AsyncPusher::Loop() {
       for (size_t t = 0; t < job.grads.size(); ++t) {
         const int64_t n = static_cast<int64_t>(job.batch->tables[t].ids.size());
         if (!job.grads[t].defined() || n == 0) continue;
-        torch::Tensor g = job.grads[t].contiguous();
+        torch::Tensor g = job.grads[t].to(torch::kCPU).contiguous();
         ps_->Push(static_cast<int>(t), job.batch->tables[t].ids.data(), n, g.data_ptr<float>());
       }
       job.grads.clear();

@@ -2,27 +2,30 @@
 
 namespace shardrec::train {
 
-namespace {
-
-torch::Tensor View(std::vector<int64_t>& v, at::IntArrayRef shape) {
-  return torch::from_blob(v.data(), shape, torch::kInt64);
-}
-
-}  // namespace
-
-AssembledBatch Assemble(const data::FeatureSchema& schema, PreparedBatch& pb, bool requires_grad) {
+AssembledBatch Assemble(const data::FeatureSchema& schema, PreparedBatch& pb, bool requires_grad, torch::Device device) {
+  const bool host = device.is_cpu();
+  // On the host the tensors are views of the batch's buffers; elsewhere, copies on the device.
+  auto View = [&](std::vector<int64_t>& v, at::IntArrayRef shape) {
+    torch::Tensor t = torch::from_blob(v.data(), shape, torch::kInt64);
+    return host ? t : t.to(device);
+  };
   data::Batch& b = pb.batch;
   const int64_t B = b.rows;
   AssembledBatch out;
   out.input.schema = &schema;
   out.input.dense = torch::from_blob(b.dense.data(), {B, static_cast<int64_t>(schema.num_dense)}, torch::kFloat32);
   out.labels = torch::from_blob(b.labels.data(), {B, static_cast<int64_t>(b.num_labels)}, torch::kFloat32);
+  if (!host) {
+    out.input.dense = out.input.dense.to(device);
+    out.labels = out.labels.to(device);
+  }
 
   out.rows.resize(pb.tables.size());
   for (size_t t = 0; t < pb.tables.size(); ++t) {
     const int64_t dim = schema.tables[t].dim;
     const int64_t n = static_cast<int64_t>(pb.tables[t].ids.size()) + 1;
     out.rows[t] = torch::from_blob(pb.tables[t].rows.data(), {n, dim}, torch::kFloat32);
+    if (!host) out.rows[t] = out.rows[t].to(device);
     if (requires_grad) out.rows[t].requires_grad_(true);
   }
 

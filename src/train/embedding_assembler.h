@@ -18,7 +18,9 @@ struct AssembledBatch {
   std::vector<torch::Tensor> rows;   // per table: [U + 1, D] leaf (requires_grad when training)
 };
 
-// The tensors view the prepared batch's buffers: keep `pb` alive while they are in use.
-AssembledBatch Assemble(const data::FeatureSchema& schema, PreparedBatch& pb, bool requires_grad);
+// The tensors view the prepared batch's buffers (keep `pb` alive while they are in use); on a GPU
+// `device` they are copies there, the pulled rows leaf tensors on the device.
+AssembledBatch Assemble(const data::FeatureSchema& schema, PreparedBatch& pb, bool requires_grad,
+                        torch::Device device = torch::kCPU);
 
 }  // namespace shardrec::train

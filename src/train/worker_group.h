@@ -15,6 +15,7 @@ struct WorkerGroup {
   int rank = 0;
   int size = 1;
   dist::Communicator* comm = nullptr;  // workers only (no PS processes); null when size == 1
+  int local_rank = 0;                  // among this machine's workers: picks the GPU
 
   bool chief() const { return rank == 0; }
   bool distributed() const { return size > 1; }
