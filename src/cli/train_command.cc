@@ -42,13 +42,16 @@ std::map<std::string, std::string> Environment() {
 }
 
 void PrintSummary(const config::Job& job, const std::string& path, const std::string& out, const train::TrainReport& r) {
-  auto get = [](const train::MetricSet& m, const std::string& k) {
-    auto it = m.find(k);
-    return it == m.end() ? std::string("-") : std::to_string(it->second);
+  // "auc 0.78", or every task's "auc_click 0.78 auc_purchase 0.83" for multi-task models.
+  auto metric = [](const train::MetricSet& m, const std::string& k) {
+    std::string s;
+    for (const auto& [name, v] : m)
+      if (name == k || name.rfind(k + "_", 0) == 0) s += (s.empty() ? "" : " ") + name + " " + std::to_string(v);
+    return s.empty() ? k + " -" : s;
   };
   std::cout << "shardrec train: " << (job.name().empty() ? path : job.name()) << " | epochs " << r.epochs.size()
-            << " (best " << r.best_epoch << ") | validation auc " << get(r.validation, "auc") << " logloss "
-            << get(r.validation, "logloss") << " | test auc " << get(r.test, "auc") << " | "
+            << " (best " << r.best_epoch << ") | validation " << metric(r.validation, "auc") << " "
+            << metric(r.validation, "logloss") << " | test " << metric(r.test, "auc") << " | "
             << static_cast<int64_t>(r.train_samples_per_sec) << " samples/s (step "
             << static_cast<int64_t>(r.step_samples_per_sec) << ")"
             << (r.num_workers > 1 ? " over " + std::to_string(r.num_workers) + " workers" : std::string()) << " | "
