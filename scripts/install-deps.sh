@@ -10,6 +10,7 @@ PKGS=(
   librocksdb-dev libgloo-dev libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev
   libjemalloc-dev libcli11-dev
+  libfaiss-dev  # optional: retrieval with a faiss index (matching.retrieval.backend FAISS)
 )
 
 missing=()

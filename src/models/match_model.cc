@@ -10,7 +10,10 @@ torch::Tensor MatchModel::Score(const torch::Tensor& users, const torch::Tensor&
 }
 
 torch::Tensor MatchModel::forward(const ModelInput& input) {
-  return Score(UserEmbedding(input), ItemEmbedding(input).unsqueeze(1)).squeeze(1);
+  torch::Tensor users = UserEmbedding(input), items = ItemEmbedding(input);
+  torch::Tensor score = Score(users, items.unsqueeze(1)).squeeze(1);
+  if (num_tasks() == 1) return score;
+  return torch::cat({score.unsqueeze(1), AuxiliaryOutputs(users, items)}, 1);
 }
 
 }  // namespace shardrec::models
