@@ -10,6 +10,7 @@
 #include "cli/export_command.h"
 #include "cli/launch_command.h"
 #include "cli/match_train_command.h"
+#include "cli/prep_sessions_command.h"
 #include "cli/ps_command.h"
 #include "cli/train_command.h"
 #include "common/error.h"
@@ -77,6 +78,8 @@ int main(int argc, char** argv) {
 
   cli::PsCommandOptions ps_options;
   auto* ps_cmd = cli::AddPsCommand(app, &ps_options);
+  cli::PrepSessionsOptions prep_sessions_options;
+  auto* prep_sessions = cli::AddPrepSessionsCommand(app, &prep_sessions_options);
   cli::EvalCommandOptions eval_options;
   auto* eval = cli::AddEvalCommand(app, &eval_options);
   cli::ExportCommandOptions export_options;
@@ -103,6 +106,7 @@ int main(int argc, char** argv) {
     }
     if (*info) return Info();
     if (*ps_cmd) return cli::RunPsCommand(ps_options);
+    if (*prep_sessions) return cli::RunPrepSessions(prep_sessions_options);
     if (*gen) {
       data::GeneratorOptions g;
       g.kind = data::ParseSyntheticKind(kind);

@@ -11,9 +11,8 @@
 
 #include "common/error.h"
 #include "models/model.h"
-#include "ps/auth_token.h"
-#include "ps/remote_ps_client.h"
 #include "train/data_sources.h"
+#include "train/dense_training.h"
 #include "train/embedding_assembler.h"
 #include "train/id_index.h"
 #include "train/item_catalog.h"
@@ -30,48 +29,9 @@ namespace {
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-// The dense optimizer and learning-rate schedule of trainer.cc, for the same config fields.
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const config::DenseOptimizer& o, std::vector<torch::Tensor> params) {
-  switch (o.kind()) {
-    case config::DenseOptimizer::ADAGRAD:
-      return std::make_unique<torch::optim::Adagrad>(
-          params, torch::optim::AdagradOptions(o.lr()).weight_decay(o.weight_decay()).eps(o.has_eps() ? o.eps() : 1e-10));
-    case config::DenseOptimizer::SGD:
-      return std::make_unique<torch::optim::SGD>(
-          params, torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay()));
-    case config::DenseOptimizer::ADAMW:
-      return std::make_unique<torch::optim::AdamW>(
-          params, torch::optim::AdamWOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.eps()).weight_decay(o.weight_decay()));
-    default:
-      return std::make_unique<torch::optim::Adam>(
-          params, torch::optim::AdamOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.eps()).weight_decay(o.weight_decay()));
-  }
-}
 
-double ScheduledLr(const config::Trainer& t, int e) {
-  const double lr = t.optimizer().lr();
-  const config::Scheduler& s = t.scheduler();
-  switch (s.kind()) {
-    case config::Scheduler::STEP: return lr * std::pow(s.gamma(), e / s.step_size());
-    case config::Scheduler::EXPONENTIAL: return lr * std::pow(s.gamma(), e);
-    case config::Scheduler::COSINE: return s.min_lr() + 0.5 * (lr - s.min_lr()) * (1 + std::cos(M_PI * e / std::max(1, t.epochs())));
-    default: return lr;
-  }
-}
 
-std::vector<torch::Tensor> Snapshot(torch::nn::Module& m) {
-  std::vector<torch::Tensor> out;
-  for (auto& p : m.parameters()) out.push_back(p.detach().clone());
-  for (auto& b : m.buffers()) out.push_back(b.detach().clone());
-  return out;
-}
 
-void Restore(torch::nn::Module& m, const std::vector<torch::Tensor>& snap) {
-  torch::NoGradGuard ng;
-  size_t i = 0;
-  for (auto& p : m.parameters()) p.copy_(snap[i++]);
-  for (auto& b : m.buffers()) b.copy_(snap[i++]);
-}
 
 std::string Num(double v) {
   std::ostringstream s;
@@ -90,11 +50,6 @@ std::string MetricLine(const std::string& label, const MetricSet& m) {
   return line.str();
 }
 
-std::string EmbeddedPsDir(const config::Job& job, const std::string& run_dir) {
-  const config::Ps& pc = job.ps();
-  if (pc.memory_only() || pc.addresses_size() > 0) return "";
-  return pc.has_data_dir() ? pc.data_dir() : (fs::path(run_dir) / "ps").string();
-}
 
 // The rows of `input` at `rows` (every feature's embedding, mask and lengths, and the dense part).
 models::ModelInput SelectRows(const models::ModelInput& input, const torch::Tensor& rows) {
@@ -206,39 +161,6 @@ MatchingSetup ResolveMatching(const config::Job& job, const data::FeatureSchema&
   return s;
 }
 
-std::unique_ptr<ps::PsClient> OpenJobPs(const config::Job& job, const data::FeatureSchema& schema, const std::string& run_dir,
-                                        bool fresh) {
-  const config::Ps& pc = job.ps();
-  if (pc.addresses_size() > 0) {
-    ps::RemotePsOptions ro;
-    ro.token = ps::LoadPsToken(pc.token_file()).value;
-    ro.rpc_timeout_s = pc.rpc_timeout_s();
-    ro.max_attempts = pc.max_attempts();
-    ro.connect_timeout_s = pc.connect_timeout_s();
-    return std::make_unique<ps::RemotePsClient>(std::vector<std::string>(pc.addresses().begin(), pc.addresses().end()),
-                                                schema.tables, ro);
-  }
-  ps::InProcessOptions o;
-  o.num_shards = pc.num_shards();
-  if (!pc.memory_only()) {
-    o.data_dir = EmbeddedPsDir(job, run_dir);
-    std::error_code ec;
-    const bool has_rows = fs::exists(o.data_dir) && !fs::is_empty(o.data_dir, ec);
-    if (fresh && has_rows) {
-      if (pc.has_data_dir())
-        throw UserError("ps.data_dir " + o.data_dir + " already holds parameter-server rows; remove it or name another folder");
-      fs::remove_all(o.data_dir);
-    }
-    if (!fresh && !has_rows) throw UserError("no parameter-server rows in " + o.data_dir + " (is " + run_dir + " a finished run of this config?)");
-    o.cache_bytes = pc.cache_bytes();
-    o.sync_pushes = pc.sync_pushes();
-    o.flush_log_bytes = pc.flush_log_bytes();
-    o.log_pushes = pc.sync_pushes();
-  } else if (!fresh) {
-    throw UserError("the job keeps its embedding rows in memory only (ps.memory_only): a finished run has none to read");
-  }
-  return ps::MakeInProcessPs(schema.tables, o);
-}
 
 std::unique_ptr<MatchingRun> OpenMatchingRun(const config::Job& job, const std::string& run_dir) {
   auto run = std::make_unique<MatchingRun>();

@@ -27,6 +27,7 @@
 #include "models/match_model.h"
 #include "ps/ps_client.h"
 #include "shardrec/config.pb.h"
+#include "train/job_ps.h"
 #include "train/data_sources.h"
 #include "train/item_catalog.h"
 #include "train/match_loss.h"
@@ -55,12 +56,6 @@ MatchingSetup ResolveMatching(const config::Job& job, const data::FeatureSchema&
 // The recall model of a job: CreateModel, which must give a models::MatchModel.
 std::shared_ptr<models::MatchModel> CreateMatchModel(const config::Job& job, const data::FeatureSchema& schema);
 
-// The job's parameter servers for a run folder: remote shards when ps.addresses are given, else
-// the embedded shards (RocksDB under ps.data_dir or <run_dir>/ps, in memory with
-// ps.memory_only). `fresh`: a new run (an old default folder is cleared); otherwise the shards
-// are reopened as a finished run left them.
-std::unique_ptr<ps::PsClient> OpenJobPs(const config::Job& job, const data::FeatureSchema& schema, const std::string& run_dir,
-                                        bool fresh);
 
 // A finished matching run opened again (shardrec eval / export): its job, schema, data sources
 // (generated data is found under the run folder), the model with the run's dense.pt, its PS

@@ -19,8 +19,11 @@
 #include "ps/remote_ps_client.h"
 #include "train/async_pusher.h"
 #include "train/data_sources.h"
+#include "train/dense_training.h"
+#include "train/device.h"
 #include "train/embedding_assembler.h"
 #include "train/job_checkpoint.h"
+#include "train/job_ps.h"
 #include "train/metrics.h"
 #include "train/prefetcher.h"
 #include "train/progress.h"
@@ -34,55 +37,9 @@ namespace {
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const config::DenseOptimizer& o,
-                                                       std::vector<torch::Tensor> params) {
-  switch (o.kind()) {
-    case config::DenseOptimizer::ADAGRAD:
-      return std::make_unique<torch::optim::Adagrad>(
-          params, torch::optim::AdagradOptions(o.lr()).weight_decay(o.weight_decay()).eps(o.has_eps() ? o.eps() : 1e-10));
-    case config::DenseOptimizer::SGD:
-      return std::make_unique<torch::optim::SGD>(
-          params, torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay()));
-    case config::DenseOptimizer::ADAMW:
-      return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr())
-                                                               .betas({o.beta1(), o.beta2()})
-                                                               .eps(o.eps())
-                                                               .weight_decay(o.weight_decay()));
-    default:
-      return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr())
-                                                              .betas({o.beta1(), o.beta2()})
-                                                              .eps(o.eps())
-                                                              .weight_decay(o.weight_decay()));
-  }
-}
 
-// Learning rate of epoch `e` (0-based) under the configured schedule.
-double ScheduledLr(const config::Trainer& t, int e) {
-  const double lr = t.optimizer().lr();
-  const config::Scheduler& s = t.scheduler();
-  switch (s.kind()) {
-    case config::Scheduler::STEP: return lr * std::pow(s.gamma(), e / s.step_size());
-    case config::Scheduler::EXPONENTIAL: return lr * std::pow(s.gamma(), e);
-    case config::Scheduler::COSINE:
-      return s.min_lr() + 0.5 * (lr - s.min_lr()) * (1 + std::cos(M_PI * e / std::max(1, t.epochs())));
-    default: return lr;
-  }
-}
 
-// A deep copy of every parameter and buffer, to restore the best epoch's dense weights.
-std::vector<torch::Tensor> Snapshot(torch::nn::Module& m) {
-  std::vector<torch::Tensor> out;
-  for (auto& p : m.parameters()) out.push_back(p.detach().clone());
-  for (auto& b : m.buffers()) out.push_back(b.detach().clone());
-  return out;
-}
 
-void Restore(torch::nn::Module& m, const std::vector<torch::Tensor>& snap) {
-  torch::NoGradGuard ng;
-  size_t i = 0;
-  for (auto& p : m.parameters()) p.copy_(snap[i++]);
-  for (auto& b : m.buffers()) b.copy_(snap[i++]);
-}
 
 std::string Num(double v) {
   if (!std::isfinite(v)) return "null";
@@ -107,50 +64,6 @@ std::string PhaseMs(const EpochReport& e) {
   MetricSet ms;
   for (const auto& [k, v] : e.phase_seconds) ms[k] = e.steps ? 1000.0 * v / e.steps : 0;
   return MetricsObject(ms);
-}
-
-// The embedded PS: shards in this process, on RocksDB under the run's folder unless
-// ps.memory_only. A run starts from fresh tables: rows a previous run left in the default folder
-// are removed; an explicitly named folder that already holds rows is refused rather than mixed
-// into a new run's fresh dense weights.
-std::string EmbeddedPsDir(const config::Job& job, const std::string& output_dir) {
-  const config::Ps& pc = job.ps();
-  if (pc.memory_only() || pc.addresses_size() > 0) return "";
-  return pc.has_data_dir() ? pc.data_dir() : (fs::path(output_dir) / "ps").string();
-}
-
-// `fresh`: a new run (clears the default folder); else reopen what is there (after a rollback).
-std::unique_ptr<ps::PsClient> MakeEmbeddedPs(const config::Job& job, const data::FeatureSchema& schema,
-                                             const std::string& output_dir, bool fresh) {
-  const config::Ps& pc = job.ps();
-  if (pc.addresses_size() > 0) {  // remote shards (`shardrec ps`), one address per shard
-    ps::RemotePsOptions ro;
-    ro.token = ps::LoadPsToken(pc.token_file()).value;
-    ro.rpc_timeout_s = pc.rpc_timeout_s();
-    ro.max_attempts = pc.max_attempts();
-    ro.connect_timeout_s = pc.connect_timeout_s();
-    LogLine("parameter servers: " + std::to_string(pc.addresses_size()) + " remote shards");
-    return std::make_unique<ps::RemotePsClient>(std::vector<std::string>(pc.addresses().begin(), pc.addresses().end()),
-                                                schema.tables, ro);
-  }
-  ps::InProcessOptions o;
-  o.num_shards = pc.num_shards();
-  if (!pc.memory_only()) {
-    o.data_dir = EmbeddedPsDir(job, output_dir);
-    std::error_code ec;
-    if (fresh && fs::exists(o.data_dir) && !fs::is_empty(o.data_dir, ec)) {
-      if (pc.has_data_dir())
-        throw UserError("ps.data_dir " + o.data_dir + " already holds parameter-server rows; remove it or name another folder");
-      fs::remove_all(o.data_dir);
-    }
-    o.cache_bytes = pc.cache_bytes();
-    o.sync_pushes = pc.sync_pushes();
-    o.flush_log_bytes = pc.flush_log_bytes();
-    // The trainer is the only client and dies with its shards: a crash loses the run's dense
-    // state too, so per-push logging buys nothing here (checkpoints are the durability point).
-    o.log_pushes = pc.sync_pushes();
-  }
-  return ps::MakeInProcessPs(schema.tables, o);
 }
 
 }  // namespace
@@ -178,6 +91,7 @@ struct Trainer::Impl {
   std::shared_ptr<models::Model> model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<dist::GradSync> grad_sync;
+  torch::Device device = torch::kCPU;  // of the dense part
   Progress::Mode progress_mode = Progress::Mode::kAuto;
   TrainState state;
   std::string checkpoint_root;  // empty: checkpoints off
@@ -221,8 +135,8 @@ MetricSet Trainer::Impl::Evaluate(const DataPart& part, const std::string& label
     torch::NoGradGuard no_grad;
     while (auto pb = prefetch.Next()) {
       {
-        AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/false);
-        torch::Tensor p = model->Predict(model->forward(a.input)).reshape({a.labels.size(0), tasks}).contiguous();
+        AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/false, device);
+        torch::Tensor p = model->Predict(model->forward(a.input)).reshape({a.labels.size(0), tasks}).to(torch::kCPU).contiguous();
         const float* pp = p.data_ptr<float>();
         const float* lp = pb->batch.labels.data();
         const int nl = pb->batch.num_labels;
@@ -329,7 +243,7 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, int64_t first_step) {
     double loss_value;
     const int64_t batch_rows = pb->batch.rows;
     {
-      AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/true);
+      AssembledBatch a = Assemble(schema, *pb, /*requires_grad=*/true, device);
       phase("assemble");
       torch::Tensor loss = model->Loss(model->forward(a.input), a.labels);
       phase("forward");
@@ -352,7 +266,7 @@ EpochReport Trainer::Impl::TrainEpoch(int epoch, int64_t first_step) {
           const torch::Tensor& g = a.rows[tb].grad();
           const int64_t n = static_cast<int64_t>(pb->tables[tb].ids.size());
           if (!g.defined() || n == 0) continue;
-          torch::Tensor gc = g.contiguous();
+          torch::Tensor gc = g.to(torch::kCPU).contiguous();
           if (w.distributed()) gc.mul_(sparse_scale);
           ps->Push(static_cast<int>(tb), pb->tables[tb].ids.data(), n, gc.data_ptr<float>());
           prefetch.NotePush(static_cast<int>(tb), pb->tables[tb].ids.data(), n);
@@ -539,14 +453,16 @@ TrainReport Trainer::Run() {
     fs::create_directories(ps_dir);
     ps::RestoreInProcessCheckpoint(restored, ps_dir);
   }
-  m.ps = MakeEmbeddedPs(m.job, m.schema, m.output_dir, /*fresh=*/resume_folder.empty());
+  m.ps = OpenJobPs(m.job, m.schema, m.output_dir, /*fresh=*/resume_folder.empty());
   // Early stopping rolls the whole model back to its best epoch: dense weights from a snapshot,
   // PS rows from a checkpoint of the shards (RocksDB-backed embedded shards only).
   const std::string best_ps = (fs::path(m.output_dir) / "ps-best").string();
   const bool can_rollback = !ps_dir.empty() && m.sources.validation.present();
   bool best_is_checkpointed = !resume_folder.empty() && fs::exists(best_ps);
   if (resume_folder.empty()) fs::remove_all(best_ps);
+  m.device = ResolveDevice(t.device(), w.local_rank);
   m.model = models::CreateModel(m.job.model(), m.schema);
+  m.model->to(m.device);
   m.optimizer = MakeOptimizer(t.optimizer(), m.model->parameters());
   if (w.distributed()) {
     dist::GradSyncOptions gso;
@@ -618,7 +534,7 @@ TrainReport Trainer::Run() {
     m.Log("restoring the parameter-server rows of epoch " + std::to_string(report.best_epoch));
     m.ps.reset();  // closes the shards
     ps::RestoreInProcessCheckpoint(best_ps, ps_dir);
-    m.ps = MakeEmbeddedPs(m.job, m.schema, m.output_dir, /*fresh=*/false);
+    m.ps = OpenJobPs(m.job, m.schema, m.output_dir, /*fresh=*/false);
     // The restored model must score exactly what its epoch scored.
     report.validation = m.Evaluate(m.sources.validation, "validation (restored epoch " + std::to_string(report.best_epoch) + ")");
   }
