@@ -26,6 +26,7 @@
 namespace shardrec::models {
 namespace {
 
+using testing::ExpectGradientsEverywhere;
 using testing::MlpByHand;
 using testing::Param;
 using testing::RandomInput;
@@ -41,16 +42,6 @@ std::vector<torch::Tensor> EmbeddingsOf(const ModelInput& in) {
   return {in.features[0].emb, in.features[2].emb, in.features[3].emb, in.features[5].emb};
 }
 
-void ExpectGradientsEverywhere(torch::nn::Module& model, const std::vector<torch::Tensor>& inputs) {
-  for (const auto& p : model.named_parameters()) {
-    ASSERT_TRUE(p.value().grad().defined()) << p.key();
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0) << p.key();
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    ASSERT_TRUE(inputs[i].grad().defined()) << "input " << i;
-    EXPECT_GT(inputs[i].grad().abs().sum().item<double>(), 0) << "input " << i;
-  }
-}
 
 void ExpectClose(const torch::Tensor& got, const torch::Tensor& want) {
   ASSERT_EQ(got.sizes(), want.sizes());

@@ -25,6 +25,7 @@
 namespace shardrec::models {
 namespace {
 
+using testing::ExpectGradientsEverywhere;
 using testing::MlpByHand;
 using testing::Param;
 using testing::RandomInput;
@@ -108,16 +109,6 @@ void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected, dou
       << "max abs diff " << (D(actual) - D(expected)).abs().max().item<double>();
 }
 
-void ExpectGradientsEverywhere(torch::nn::Module& model, const std::vector<torch::Tensor>& inputs) {
-  for (const auto& p : model.named_parameters()) {
-    ASSERT_TRUE(p.value().grad().defined()) << p.key();
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0) << p.key();
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    ASSERT_TRUE(inputs[i].grad().defined()) << "input " << i;
-    EXPECT_GT(inputs[i].grad().abs().sum().item<double>(), 0) << "input " << i;
-  }
-}
 
 // SmallSchema order: s0, d0, s1, h0 (mean), c0 (concat), s2, d1.
 torch::Tensor Emb(const ModelInput& in, int schema_index) { return in.features[schema_index].emb; }

@@ -177,4 +177,17 @@ inline torch::Tensor MlpByHand(torch::nn::Module& m, const std::string& prefix, 
   return h;
 }
 
+// Every parameter of `model` and every tensor of `inputs` (leaves the test made require grad,
+// e.g. the embeddings) got a non-zero gradient from the last backward.
+inline void ExpectGradientsEverywhere(torch::nn::Module& model, const std::vector<torch::Tensor>& inputs) {
+  for (const auto& p : model.named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0) << p.key();
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    ASSERT_TRUE(inputs[i].grad().defined()) << "input " << i;
+    EXPECT_GT(inputs[i].grad().abs().sum().item<double>(), 0) << "input " << i;
+  }
+}
+
 }  // namespace shardrec::models::testing

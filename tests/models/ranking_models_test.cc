@@ -15,6 +15,7 @@ namespace shardrec::models {
 namespace {
 
 using testing::MakeSchema;
+using testing::ExpectGradientsEverywhere;
 using testing::MlpByHand;
 using testing::Param;
 using testing::RandomInput;
@@ -48,16 +49,6 @@ torch::Tensor PairwiseByLoop(const std::vector<torch::Tensor>& v) {
   return sum;
 }
 
-void ExpectGradientsEverywhere(torch::nn::Module& model, const std::vector<torch::Tensor>& inputs) {
-  for (const auto& p : model.named_parameters()) {
-    ASSERT_TRUE(p.value().grad().defined()) << p.key();
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0) << p.key();
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    ASSERT_TRUE(inputs[i].grad().defined()) << "input " << i;
-    EXPECT_GT(inputs[i].grad().abs().sum().item<double>(), 0) << "input " << i;
-  }
-}
 
 config::Mlp SmallMlp() {
   config::Mlp mlp;
