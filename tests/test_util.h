@@ -30,6 +30,15 @@ inline std::string TempDir(const std::string& name) {
   return p.string();
 }
 
+// The feature block of a Criteo-like job on `synthetic { kind: CTR }` data: I1..I13 dense with the
+// log transform, C1..C26 sparse with tables of their own; 39 lines, one feature each.
+inline std::string CriteoLikeFeatures() {
+  std::string s;
+  for (int i = 1; i <= 13; ++i) s += "features { name: \"I" + std::to_string(i) + "\" type: DENSE transform: LOG }\n";
+  for (int i = 1; i <= 26; ++i) s += "features { name: \"C" + std::to_string(i) + "\" }\n";
+  return s;
+}
+
 }  // namespace shardrec::testing
 
 // Skips the current test, with a message, when the shared sample data is absent.

@@ -19,8 +19,7 @@ std::string Job() {
   std::ostringstream s;
   s << "data { synthetic { kind: CTR rows: 20000 seed: 5 vocab_size: 1000 } }\n"
     << "embedding { dim: 8 optimizer { kind: ADAM lr: 0.005 } }\n";
-  for (int i = 1; i <= 13; ++i) s << "features { name: \"I" << i << "\" type: DENSE transform: LOG }\n";
-  for (int i = 1; i <= 26; ++i) s << "features { name: \"C" << i << "\" }\n";
+  s << shardrec::testing::CriteoLikeFeatures();
   s << "model { deepfm { mlp { dims: [32, 16] } } }\n"
     << "trainer { batch_size: 512 epochs: 1 progress: QUIET num_threads: 1 optimizer { lr: 0.003 } }\n";
   return s.str();

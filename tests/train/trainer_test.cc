@@ -20,8 +20,7 @@ std::string CtrJob(const std::string& model, int rows) {
   s << "name: \"t\"\n"
     << "data { synthetic { kind: CTR rows: " << rows << " seed: 3 vocab_size: 1000 } shuffle_buffer: 20000 }\n"
     << "embedding { dim: 8 optimizer { kind: ADAM lr: 0.005 } }\n";
-  for (int i = 1; i <= 13; ++i) s << "features { name: \"I" << i << "\" type: DENSE transform: LOG }\n";
-  for (int i = 1; i <= 26; ++i) s << "features { name: \"C" << i << "\" }\n";
+  s << shardrec::testing::CriteoLikeFeatures();
   s << "model { " << model << " { mlp { dims: [64, 32] dropout: 0.1 } } }\n"
     << "trainer { batch_size: 512 epochs: 2 progress: QUIET optimizer { lr: 0.003 } }\n"
     << "ps { num_shards: 3 }\n";
